@@ -1,0 +1,3 @@
+"""autopkgtest-hw: Debian's autopkgtest, taught about hardware."""
+
+__version__ = "0.1.0"

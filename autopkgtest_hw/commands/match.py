@@ -1,0 +1,57 @@
+"""Check hardware specs against this machine (or a saved inventory).
+
+Exit status: 0 if every spec holds, 1 if one does not, 2 if a spec is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import log
+from ..inventory import InventoryError
+from ..matcher import match
+from ..spec import SpecError, parse
+from ._common import add_inventory_option, add_json_option, get_inventory
+
+HELP = "check hardware specs against this machine"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. cuda:cc>=8.0; all must hold")
+    add_inventory_option(parser)
+    add_json_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        specs = [(text, parse(text)) for text in args.specs]
+    except SpecError as exc:
+        log.error(str(exc))
+        return 2
+    try:
+        inventory = get_inventory(args)
+    except InventoryError as exc:
+        log.error(str(exc))
+        return 2
+    verdicts = [match(spec, inventory, label=text) for text, spec in specs]
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "spec": v.spec,
+                        "satisfied": v.satisfied,
+                        "reason": v.message,
+                        "unknown_key": v.unknown_key,
+                        "devices": [d.ident for d in v.devices],
+                    }
+                    for v in verdicts
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for v in verdicts:
+            print(v.message)
+    return 0 if all(v.satisfied for v in verdicts) else 1

@@ -1,0 +1,297 @@
+"""Match a parsed spec against an inventory and explain the result.
+
+The verdict's message names what was asked and what the machine (or
+testbed) has, e.g. ``needs-hw:cuda:cc>=8.0 not satisfied: testbed has 1 CUDA
+device (Tesla T4, cc 7.5)``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .inventory import Cpu, Device, Inventory
+from .spec import Alternative, Constraint, Spec, parse_size, parse_version
+
+CLASS_NAMES = {
+    "cpu": "CPU",
+    "gpu": "GPU",
+    "cuda": "CUDA",
+    "rocm": "ROCm",
+    "opencl": "OpenCL",
+    "sycl": "SYCL",
+    "vulkan": "Vulkan",
+}
+DEFAULT_OPENCL_TYPES = ("gpu", "accelerator")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    spec: str  # the text as the user wrote it (e.g. "needs-hw:cuda:cc>=8.0")
+    satisfied: bool
+    detail: str
+    unknown_key: bool = False
+    devices: tuple[Device, ...] = ()  # the devices that satisfied it
+
+    @property
+    def message(self) -> str:
+        state = "satisfied" if self.satisfied else "not satisfied"
+        return f"{self.spec} {state}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A device or the CPU, seen through the keys of the spec language."""
+
+    device: Device | None
+    cpu: Cpu | None
+
+    def get(self, key: str) -> object:
+        if self.cpu is not None:
+            return {
+                "vendor": self.cpu.vendor,
+                "model": self.cpu.model,
+                "arch": self.cpu.arch,
+                "mem": self.cpu.memory,
+                "cores": self.cpu.cores,
+            }.get(key)
+        d = self.device
+        assert d is not None
+        return {
+            "vendor": d.vendor,
+            "model": d.model,
+            "pci": d.pci_id,
+            "mem": d.memory,
+            "driver": d.driver_version,
+            "arch": d.arch,
+            "cc": d.compute_capability,
+            "cuda": d.cuda_version,
+            "version": d.opencl_version,
+            "type": d.opencl_type,
+        }.get(key)
+
+    def features(self) -> set[str]:
+        if self.cpu is not None:
+            return {f.lower() for f in self.cpu.flags}
+        assert self.device is not None
+        out = set()
+        for ext in self.device.opencl_extensions:
+            ext = ext.lower()
+            out.add(ext)
+            for prefix in ("cl_khr_", "cl_ext_", "cl_"):
+                if ext.startswith(prefix):
+                    out.add(ext[len(prefix) :])
+                    break
+        return out
+
+
+def match(
+    spec: Spec, inventory: Inventory, *, label: str | None = None, subject: str = "machine"
+) -> Verdict:
+    """Evaluate ``spec``; ``label`` is how the spec is named in the message."""
+    name = label if label is not None else spec.text
+    verdicts = [_match_alternative(alt, inventory, subject) for alt in spec.alternatives]
+    for ok, detail, devices, _unknown in verdicts:
+        if ok:
+            return Verdict(name, True, detail, devices=devices)
+    details = [v[1] for v in verdicts]
+    if len(spec.alternatives) > 1:
+        details = [f"{a.text}: {d}" for a, d in zip(spec.alternatives, details, strict=True)]
+    unknown = any(v[3] for v in verdicts)
+    return Verdict(name, False, "; ".join(dict.fromkeys(details)), unknown_key=unknown)
+
+
+def match_all(
+    specs: list[tuple[str, Spec]], inventory: Inventory, subject: str = "machine"
+) -> list[Verdict]:
+    return [match(s, inventory, label=label, subject=subject) for label, s in specs]
+
+
+def _match_alternative(
+    alt: Alternative, inv: Inventory, subject: str
+) -> tuple[bool, str, tuple[Device, ...], bool]:
+    unknown = [c for c in alt.constraints if c.unknown]
+    if unknown:
+        keys = ", ".join(repr(c.key) for c in unknown)
+        return (False, f"unknown key {keys} (a newer autopkgtest-hw may know it)", (), True)
+
+    in_class = _candidates(alt, inv)
+    count_c = alt.constraint("count")
+    others = [c for c in alt.constraints if c.key != "count"]
+    fitting = [cand for cand in in_class if all(_holds(c, cand) for c in others)]
+    n = len(fitting)
+    if count_c is not None:
+        ok = _compare(n, count_c.op, [int(v) for v in count_c.values])
+    else:
+        ok = n >= 1
+    devices = tuple(c.device for c in fitting if c.device is not None)
+    cls_name = CLASS_NAMES[alt.device_class]
+    if ok:
+        if alt.device_class == "cpu":
+            return True, f"{subject} has {_describe_cpu(inv.cpu, alt)}", (), False
+        if not n:
+            return True, f"{subject} has {_count(0, cls_name)}", devices, False
+        verb = "fits" if n == 1 else "fit"
+        return True, f"{_count(n, cls_name)} {verb} ({_list(fitting, alt)})", devices, False
+    return False, _explain(alt, in_class, fitting, count_c, subject), (), False
+
+
+def _candidates(alt: Alternative, inv: Inventory) -> list[_Candidate]:
+    if alt.device_class == "cpu":
+        return [_Candidate(None, inv.cpu)]
+    devices = inv.of_class(alt.device_class)
+    if alt.device_class == "opencl":
+        tc = alt.constraint("type")
+        if tc is None:
+            wanted: tuple[str, ...] = DEFAULT_OPENCL_TYPES
+            devices = tuple(d for d in devices if (d.opencl_type or "") in wanted)
+        elif "any" in [v.lower() for v in tc.values] and tc.op == "=":
+            pass
+        else:
+            devices = tuple(d for d in devices if _holds(tc, _Candidate(d, None)))
+    return [_Candidate(d, None) for d in devices]
+
+
+def _holds(c: Constraint, cand: _Candidate) -> bool:
+    if c.feature:
+        return c.values[0] in cand.features()
+    actual = cand.get(c.key)
+    if c.key == "type" and any(v.lower() == "any" for v in c.values):
+        return c.op == "="
+    if actual is None:
+        return False
+    conv: Callable[[str], Any]
+    if c.key in ("mem",):
+        conv = parse_size
+    elif c.key in ("count", "cores"):
+        conv = int
+    elif c.key in ("cc", "cuda", "driver", "version"):
+        conv = parse_version
+        try:
+            actual = parse_version(str(actual))
+        except ValueError:
+            return False
+    else:
+        return _string_match(c, str(actual))
+    try:
+        wanted: list[Any] = [conv(v) for v in c.values]
+    except ValueError:
+        return False
+    if isinstance(actual, tuple):  # versions compare component-wise: 9 == 9.0
+        width = max(len(actual), *(len(w) for w in wanted))
+        actual = actual + (0,) * (width - len(actual))
+        wanted = [w + (0,) * (width - len(w)) for w in wanted]
+    return _compare(actual, c.op, wanted)
+
+
+def _normalise(text: str) -> str:
+    return "-".join(text.lower().split())
+
+
+def _string_match(c: Constraint, actual: str) -> bool:
+    actual_n = _normalise(actual)
+    hit = any(fnmatch.fnmatchcase(actual_n, _normalise(v)) for v in c.values)
+    return hit if c.op == "=" else not hit
+
+
+def _compare(actual: Any, op: str, wanted: list[Any]) -> bool:
+    if op == "=":
+        return actual in wanted
+    if op == "!=":
+        return actual not in wanted
+    (w,) = wanted
+    return bool(_ORDERING[op](actual, w))
+
+
+_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
+# -- explanations -----------------------------------------------------------
+
+
+def _count(n: int, cls_name: str) -> str:
+    if n == 0:
+        return f"no {cls_name} device"
+    return f"{n} {cls_name} device{'s' if n != 1 else ''}"
+
+
+def _explain(
+    alt: Alternative,
+    in_class: list[_Candidate],
+    fitting: list[_Candidate],
+    count_c: Constraint | None,
+    subject: str,
+) -> str:
+    cls_name = CLASS_NAMES[alt.device_class]
+    if alt.device_class == "cpu":
+        return f"{subject} has {_describe_cpu(in_class[0].cpu, alt)}"
+    if alt.device_class == "opencl" and not in_class:
+        tc = alt.constraint("type")
+        kinds = "/".join(tc.values) if tc else "GPU or accelerator"
+        return f"{subject} has no OpenCL {kinds} device"
+    if not in_class:
+        return f"{subject} has {_count(0, cls_name)}"
+    text = f"{subject} has {_count(len(in_class), cls_name)} ({_list(in_class, alt)})"
+    if count_c is not None and len(fitting) and len(fitting) != len(in_class):
+        text += f", {len(fitting)} of them fitting"
+    if count_c is not None:
+        text += f"; asked for count{count_c.op}{count_c.value}"
+    return text
+
+
+def _list(cands: list[_Candidate], alt: Alternative) -> str:
+    return "; ".join(_describe_device(c.device, alt) for c in cands if c.device is not None)
+
+
+def _describe_device(d: Device, alt: Alternative) -> str:
+    parts = [d.label]
+    keys = [c.key for c in alt.constraints if not c.feature and c.key not in ("count", "model")]
+    for key in dict.fromkeys(keys):
+        value = _Candidate(d, None).get(key)
+        parts.append(f"{key} {_show(key, value)}")
+    for c in alt.constraints:
+        if c.feature:
+            have = c.values[0] in _Candidate(d, None).features()
+            parts.append(f"{'has' if have else 'no'} {c.values[0]}")
+    return ", ".join(parts)
+
+
+def _describe_cpu(cpu: Cpu | None, alt: Alternative) -> str:
+    cpu = cpu or Cpu()
+    parts = [cpu.model or "a CPU"]
+    cand = _Candidate(None, cpu)
+    keys = [c.key for c in alt.constraints if not c.feature and c.key not in ("count", "model")]
+    for key in dict.fromkeys(keys):
+        parts.append(f"{key} {_show(key, cand.get(key))}")
+    for c in alt.constraints:
+        if c.feature:
+            parts.append(f"{'with' if c.values[0] in cand.features() else 'without'} {c.values[0]}")
+    return ", ".join(parts)
+
+
+def _show(key: str, value: object) -> str:
+    if value is None:
+        return "unknown"
+    if key == "mem" and isinstance(value, int):
+        return format_size(value)
+    return str(value)
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return (
+                f"{value:.0f}{unit}"
+                if value >= 100 or value == int(value)
+                else f"{value:.1f}{unit}"
+            )
+    return f"{n}B"
