@@ -19,6 +19,7 @@ OPERATORS = (">=", "<=", "!=", "=", ">", "<")  # longest first
 ORDERING_OPS = frozenset({">=", "<=", ">", "<"})
 
 _VALUE_RE = re.compile(r"^[A-Za-z0-9._\-+*/]+$")
+_PCI_VALUE_RE = re.compile(r"^[A-Za-z0-9._\-+*/:]+$")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
 _INT_RE = re.compile(r"^\d+$")
@@ -179,7 +180,7 @@ def _parse_alternative(spec: str, alt_text: str, pos: int) -> Alternative:
     constraints = []
     seen_keys: set[str] = set()
     cpos = pos + len(cls) + 1
-    for part in parts[1:]:
+    for part in _join_pci_ids(parts[1:]):
         c = _parse_constraint(spec, cls, part, cpos)
         if not c.feature and c.key in seen_keys and c.op == "=":
             raise SpecError(spec, f"key {c.key!r} given twice with '='", part, cpos)
@@ -187,6 +188,21 @@ def _parse_alternative(spec: str, alt_text: str, pos: int) -> Alternative:
         constraints.append(c)
         cpos += len(part) + 1
     return Alternative(cls, tuple(constraints), alt_text)
+
+
+_PCI_PART_RE = re.compile(r"^pci!?=(?:.*/)?[0-9A-Fa-f]{4}$")
+_PCI_DEVICE_RE = re.compile(r"^(?:[0-9A-Fa-f]{4}|\*)(?:/|$)")
+
+
+def _join_pci_ids(parts: list[str]) -> list[str]:
+    """``pci=10de:2330`` holds the separator ':'; glue its halves back together."""
+    out: list[str] = []
+    for part in parts:
+        if out and _PCI_PART_RE.match(out[-1]) and _PCI_DEVICE_RE.match(part):
+            out[-1] += ":" + part
+        else:
+            out.append(part)
+    return out
 
 
 def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
@@ -203,8 +219,9 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
     vpos = pos + op_at + len(op)
     if any(value.startswith(o) for o in OPERATORS):
         raise SpecError(spec, f"malformed operator in {part!r}", part, pos + op_at)
-    if not _VALUE_RE.match(value):
-        bad = next(ch for ch in value if not _VALUE_RE.match(ch))
+    value_re = _PCI_VALUE_RE if key == "pci" else _VALUE_RE
+    if not value_re.match(value):
+        bad = next(ch for ch in value if not value_re.match(ch))
         raise SpecError(spec, f"character {bad!r} is not allowed in a value", value, vpos)
     if not _KEY_RE.match(key):
         raise SpecError(spec, f"malformed key {key!r}", key, pos)
@@ -252,10 +269,6 @@ def _parse_word(spec: str, cls: str, word: str, pos: int) -> Constraint:
         return Constraint("feature", "=", (lower,), word, feature=True)
     near = _closest(lower, KEYS)
     hint = f"{near}=..." if near else None
-    if cls == "cuda":
-        hint = hint or "sm_90"
-    elif cls == "rocm":
-        hint = hint or "gfx90a"
     raise SpecError(
         spec,
         f"{word!r} is neither a constraint (key op value) nor a known word for class {cls!r}",
@@ -266,6 +279,8 @@ def _parse_word(spec: str, cls: str, word: str, pos: int) -> Constraint:
 
 
 def _check_value(spec: str, key: str, kind: str, value: str, op: str, pos: int) -> None:
+    if "*" in value and kind != "string":
+        raise SpecError(spec, f"'*' globs only work for text keys, not {key}", value, pos)
     if kind == "int":
         if not _INT_RE.match(value):
             raise SpecError(spec, f"{key} needs a whole number, not {value!r}", value, pos)
@@ -285,8 +300,6 @@ def _check_value(spec: str, key: str, kind: str, value: str, op: str, pos: int) 
             pos,
             _closest(value.lower(), OPENCL_TYPES),
         )
-    if "*" in value and kind != "string":
-        raise SpecError(spec, f"'*' globs only work for text keys, not {key}", value, pos)
 
 
 def _find_operator(part: str) -> tuple[int, str | None]:

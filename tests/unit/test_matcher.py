@@ -1,0 +1,197 @@
+"""Verdicts: the right answer, and a reason that names what was asked and what is there."""
+
+from __future__ import annotations
+
+import pytest
+
+from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.matcher import match
+from autopkgtest_hw.spec import parse
+
+GiB = 1 << 30
+
+T4 = Device(
+    classes=("gpu", "cuda", "vulkan"),
+    vendor="nvidia",
+    model="Tesla T4",
+    pci_address="0000:3b:00.0",
+    pci_id="10de:1eb8",
+    memory=15 * GiB,
+    arch="sm_75",
+    compute_capability="7.5",
+    driver="nvidia",
+    driver_version="535.104.05",
+    cuda_version="12.2",
+)
+H100 = Device(
+    classes=("gpu", "cuda", "opencl", "vulkan"),
+    vendor="nvidia",
+    model="NVIDIA H100 80GB HBM3",
+    pci_address="0000:3c:00.0",
+    pci_id="10de:2330",
+    memory=80 * GiB,
+    arch="sm_90",
+    compute_capability="9.0",
+    driver="nvidia",
+    driver_version="550.54.15",
+    cuda_version="12.4",
+    opencl_type="gpu",
+    opencl_version="3.0",
+    opencl_extensions=("cl_khr_fp64", "cl_khr_fp16"),
+)
+MI210 = Device(
+    classes=("gpu", "rocm", "opencl", "vulkan"),
+    vendor="amd",
+    model="AMD Instinct MI210",
+    pci_address="0000:c1:00.0",
+    pci_id="1002:740f",
+    memory=64 * GiB,
+    arch="gfx90a",
+    driver="amdgpu",
+    opencl_type="gpu",
+    opencl_version="2.1",
+)
+ARC = Device(
+    classes=("gpu", "sycl", "vulkan"),
+    vendor="intel",
+    model="Intel Arc A770",
+    pci_address="0000:03:00.0",
+    pci_id="8086:56a0",
+    driver="i915",
+)
+POCL = Device(
+    classes=("opencl",),
+    model="pthread-AMD EPYC 7B13",
+    opencl_type="cpu",
+    opencl_version="3.0",
+    opencl_platform="Portable Computing Language",
+    opencl_extensions=("cl_khr_fp64", "cl_khr_byte_addressable_store"),
+)
+CPU = Cpu(
+    arch="amd64",
+    model="AMD EPYC 7B13",
+    vendor="amd",
+    flags=("sse2", "avx2", "fma"),
+    cores=2,
+    memory=24 * GiB,
+)
+
+
+def inv(*devices: Device) -> Inventory:
+    return Inventory(cpu=CPU, devices=devices)
+
+
+WORKSTATION = inv(T4, POCL)
+DGX = inv(H100, H100.__class__(**{**H100.__dict__, "pci_address": "0000:3d:00.0"}))
+ROCM = inv(MI210)
+MIXED = inv(T4, MI210, ARC, POCL)
+
+
+@pytest.mark.parametrize(
+    ("token", "inventory", "satisfied"),
+    [
+        ("cuda", WORKSTATION, True),
+        ("cuda:cc>=8.0", WORKSTATION, False),
+        ("cuda:cc>=8.0", DGX, True),
+        ("cuda:sm_90", DGX, True),
+        ("cuda:sm_90", WORKSTATION, False),
+        ("cuda:cc=9", DGX, True),  # versions compare component-wise: 9 == 9.0
+        ("cuda:cc>=7.0:mem>=16G", WORKSTATION, False),  # T4 has 15G
+        ("cuda:cc>=7.0:mem>=16G", DGX, True),
+        ("cuda:count>=2", DGX, True),
+        ("cuda:count>=2", WORKSTATION, False),
+        ("cuda:count>=2", MIXED, False),
+        ("rocm:gfx90a", ROCM, True),
+        ("rocm:gfx90a", WORKSTATION, False),
+        ("rocm:arch=gfx1030/gfx1100", ROCM, False),
+        ("rocm:arch=gfx1030/gfx90a", ROCM, True),
+        ("cuda|rocm", ROCM, True),
+        ("cuda|rocm", inv(POCL), False),
+        ("opencl", WORKSTATION, False),  # PoCL is a CPU device: default type is gpu/accelerator
+        ("opencl", ROCM, True),
+        ("opencl:type=cpu", WORKSTATION, True),
+        ("opencl:type=cpu", ROCM, False),
+        ("opencl:type=any:fp64", WORKSTATION, True),
+        ("opencl:type=any:fp64", ROCM, False),  # MI210 here lists no fp64 extension
+        ("opencl:version>=3.0", DGX, True),
+        ("gpu:vendor=intel", MIXED, True),
+        ("gpu:vendor=intel", WORKSTATION, False),
+        ("gpu:vendor!=nvidia", WORKSTATION, False),
+        ("gpu:model=*h100*", DGX, True),
+        ("gpu:model=nvidia-h100-80gb-hbm3", DGX, True),
+        ("gpu:model=*H100*", WORKSTATION, False),
+        ("gpu:pci=10de:2330", DGX, True),
+        ("cuda:driver>=535.104", WORKSTATION, True),
+        ("cuda:driver>=550", WORKSTATION, False),
+        ("cuda:cuda>=12.4", DGX, True),
+        ("sycl", MIXED, True),
+        ("vulkan", inv(POCL), False),
+        ("cpu", inv(), True),
+        ("cpu:avx2", inv(), True),
+        ("cpu:avx512f", inv(), False),
+        ("cpu:cores>=8:mem>=32G", inv(), False),
+        ("cpu:cores>=2:mem>=16G", inv(), True),
+        ("cpu:arch=amd64/arm64", inv(), True),
+        ("cuda:nvlink>=4", DGX, False),  # unknown key: unsatisfiable, never an error
+    ],
+)
+def test_verdicts(token, inventory, satisfied):
+    assert match(parse(token), inventory).satisfied is satisfied
+
+
+def test_reason_names_what_was_asked_and_what_is_there():
+    verdict = match(
+        parse("cuda:cc>=8.0"), WORKSTATION, label="needs-hw:cuda:cc>=8.0", subject="testbed"
+    )
+    assert verdict.message == (
+        "needs-hw:cuda:cc>=8.0 not satisfied: testbed has 1 CUDA device (Tesla T4, cc 7.5)"
+    )
+
+
+def test_reason_when_the_class_is_absent():
+    verdict = match(parse("cuda"), inv(POCL), subject="testbed")
+    assert verdict.message == "cuda not satisfied: testbed has no CUDA device"
+
+
+def test_reason_for_a_count():
+    verdict = match(parse("cuda:count>=2:cc>=7.0"), MIXED)
+    assert "machine has 1 CUDA device (Tesla T4, cc 7.5)" in verdict.detail
+    assert "asked for count>=2" in verdict.detail
+
+
+def test_reason_lists_each_alternative():
+    verdict = match(parse("cuda:cc>=8.0|rocm:gfx1100"), MIXED)
+    assert "cuda:cc>=8.0: machine has 1 CUDA device (Tesla T4, cc 7.5)" in verdict.detail
+    assert "rocm:gfx1100: machine has 1 ROCm device (AMD Instinct MI210, arch gfx90a)" in (
+        verdict.detail
+    )
+
+
+def test_reason_for_memory_uses_units():
+    verdict = match(parse("cuda:mem>=16G"), WORKSTATION)
+    assert verdict.detail == "machine has 1 CUDA device (Tesla T4, mem 15G)"
+
+
+def test_opencl_default_type_is_explained():
+    verdict = match(parse("opencl"), WORKSTATION)
+    assert verdict.detail == "machine has no OpenCL GPU or accelerator device"
+
+
+def test_unknown_key_reads_as_unknown_not_absent():
+    verdict = match(parse("cuda:nvlink>=4"), DGX)
+    assert verdict.unknown_key
+    assert "unknown key 'nvlink'" in verdict.message
+
+
+def test_satisfied_verdict_names_the_devices():
+    verdict = match(parse("cuda:cc>=8.0"), DGX)
+    assert verdict.satisfied
+    assert len(verdict.devices) == 2
+    assert verdict.detail == (
+        "2 CUDA devices fit (NVIDIA H100 80GB HBM3, cc 9.0; NVIDIA H100 80GB HBM3, cc 9.0)"
+    )
+
+
+def test_cpu_reason():
+    verdict = match(parse("cpu:cores>=8:mem>=32G"), inv())
+    assert verdict.detail == "machine has AMD EPYC 7B13, cores 2, mem 24G"
