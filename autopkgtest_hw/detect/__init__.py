@@ -1,10 +1,83 @@
-"""Hardware detection: one detector per source, merged into one Inventory."""
+"""Hardware detection: one detector per source, merged into one Inventory.
+
+Detectors (each a module with ``NAME`` and ``detect()``):
+
+* ``cpu``: /proc/cpuinfo, /proc/meminfo, the CPUs this process may use, dpkg's architecture;
+* ``udev``: PCI GPUs, their DRM and NVIDIA nodes, /dev/kfd and KFD gfx targets (pyudev);
+* ``nvml``: NVIDIA GPUs through the driver's NVML (nvidia-ml-py);
+* ``opencl``: devices of the installed OpenCL ICDs (pyopencl).
+
+A detector never raises: a missing library or driver is reported as
+``unavailable`` with the reason, anything unexpected as ``error``.
+"""
 
 from __future__ import annotations
 
-from ..inventory import Inventory
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import log
+from ..inventory import Cpu, DetectorReport, Device, Inventory
+from . import cpu, nvml, opencl, udev
+from .base import UNAVAILABLE, guarded
+from .merge import classify, merge
+
+#: Names in the order they run; the CPU first, then the PCI view the others merge into.
+DETECTORS = ("cpu", "udev", "nvml", "opencl")
+#: Comma-separated detector names to run when the caller names none.
+ENV_VAR = "AUTOPKGTEST_HW_DETECTORS"
+
+_DEVICE_DETECTORS: dict[str, Callable[[], tuple[list[Device], DetectorReport]]] = {
+    "udev": udev.detect,
+    "nvml": nvml.detect,
+    "opencl": opencl.detect,
+}
 
 
-def detect_inventory() -> Inventory:
-    """Placeholder until the detectors land."""
-    return Inventory()
+def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
+    """Detect this machine's hardware with ``sources`` (default: all, or $AUTOPKGTEST_HW_DETECTORS).
+
+    Unknown names are ignored with a warning; a detector that is not run is
+    listed as ``unavailable`` so the report says why its devices are missing.
+    """
+    wanted, why_not = _selection(sources)
+    reports: list[DetectorReport] = []
+    the_cpu = Cpu()
+    groups: list[list[Device]] = []
+    for name in DETECTORS:
+        if name not in wanted:
+            reports.append(DetectorReport(name, UNAVAILABLE, why_not))
+            continue
+        if name == "cpu":
+            the_cpu, report = guarded(name, cpu.detect, Cpu())
+        else:
+            no_devices: list[Device] = []
+            devices, report = guarded(name, _DEVICE_DETECTORS[name], no_devices)
+            groups.append(devices)
+        log.debug(f"detector {report.name}: {report.status} {report.detail}".rstrip())
+        reports.append(report)
+    devices_out = tuple(classify(d) for d in merge(groups))
+    return Inventory(cpu=the_cpu, devices=devices_out, detectors=tuple(reports))
+
+
+def _selection(sources: Sequence[str] | None) -> tuple[set[str], str]:
+    if sources is not None:
+        names: Sequence[Any] = sources
+        why_not = "not requested"
+    elif os.environ.get(ENV_VAR) is not None:
+        text = os.environ[ENV_VAR]
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        why_not = f"not in {ENV_VAR}={text}"
+    else:
+        return set(DETECTORS), ""
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown:
+        log.warning(
+            f"unknown detector {', '.join(map(repr, unknown))} ignored"
+            f" (known: {', '.join(DETECTORS)})"
+        )
+    return {n for n in names if n in DETECTORS}, why_not
+
+
+__all__ = ["DETECTORS", "ENV_VAR", "detect_inventory"]

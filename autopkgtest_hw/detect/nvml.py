@@ -1,0 +1,100 @@
+"""NVIDIA GPUs as the NVIDIA driver reports them, through NVML (nvidia-ml-py's ``pynvml``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..inventory import DetectorReport, Device
+from .base import OK, Unavailable, plural
+from .pci import normalise_address
+
+NAME = "nvml"
+
+#: Device nodes every CUDA process needs besides the GPU's own /dev/nvidiaN.
+NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+
+
+def detect() -> tuple[list[Device], DetectorReport]:
+    try:
+        import pynvml
+    except ImportError:
+        raise Unavailable("nvidia-ml-py is not installed (no pynvml module)") from None
+    try:
+        pynvml.nvmlInit()
+    except (
+        pynvml.NVMLError_LibraryNotFound,
+        pynvml.NVMLError_DriverNotLoaded,
+        pynvml.NVMLError_NoPermission,
+    ) as exc:
+        raise Unavailable(str(exc)) from None
+    try:
+        devices = _enumerate(pynvml)
+    finally:
+        pynvml.nvmlShutdown()
+    return devices, DetectorReport(NAME, OK, plural(len(devices), "GPU"), len(devices))
+
+
+def _enumerate(nv: Any) -> list[Device]:
+    driver_version = _text(nv.nvmlSystemGetDriverVersion())
+    cuda = _optional(nv, "nvmlSystemGetCudaDriverVersion")
+    cuda_version = cuda_version_text(cuda) if cuda else None
+    shared = tuple(n for n in NVIDIA_SHARED_NODES if os.path.exists(n))
+    devices = []
+    for index in range(nv.nvmlDeviceGetCount()):
+        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        bus_id = _text(nv.nvmlDeviceGetPciInfo(handle).busId)
+        cc = _optional(nv, "nvmlDeviceGetCudaComputeCapability", handle)
+        mig = _optional(nv, "nvmlDeviceGetMigMode", handle)
+        minor = _optional(nv, "nvmlDeviceGetMinorNumber", handle)
+        numa = _optional(nv, "nvmlDeviceGetNumaNodeId", handle)
+        memory = _optional(nv, "nvmlDeviceGetMemoryInfo", handle)
+        devices.append(
+            Device(
+                vendor="nvidia",
+                model=_text(nv.nvmlDeviceGetName(handle)),
+                uuid=_text(nv.nvmlDeviceGetUUID(handle)),
+                pci_address=normalise_address(bus_id),
+                memory=int(memory.total) if memory is not None else None,
+                compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
+                arch=f"sm_{cc[0]}{cc[1]}" if cc else None,
+                driver="nvidia",
+                driver_version=driver_version,
+                cuda_version=cuda_version,
+                mig_mode=(mig[0] == nv.NVML_DEVICE_MIG_ENABLE) if mig is not None else None,
+                index=index,
+                numa_node=numa if isinstance(numa, int) and numa >= 0 else None,
+                device_nodes=(f"/dev/nvidia{minor if minor is not None else index}", *shared),
+                sources=(NAME,),
+            )
+        )
+    return devices
+
+
+def cuda_version_text(version: int) -> str:
+    """NVML's 12040 -> ``12.4``."""
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+def _optional(nv: Any, name: str, *args: Any) -> Any:
+    """A fact that an older driver, GPU or nvidia-ml-py may not offer: None then."""
+    fn = getattr(nv, name, None)
+    if fn is None:
+        return None
+    missing = tuple(
+        getattr(nv, e)
+        for e in (
+            "NVMLError_NotSupported",
+            "NVMLError_FunctionNotFound",
+            "NVMLLibraryMismatchError",
+        )
+        if hasattr(nv, e)
+    )
+    try:
+        return fn(*args)
+    except missing:
+        return None
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
