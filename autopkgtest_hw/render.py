@@ -1,31 +1,27 @@
-"""Human-readable forms of an inventory (think ``nvidia-smi -L`` and ``clinfo -l``)."""
+"""Human-readable forms of an inventory (think ``nvidia-smi -L`` plus ``clinfo -l``).
+
+``inventory_table`` is what ``autopkgtest-hw detect`` prints: the CPU, one
+block per device (a header line like ``nvidia-smi -L``, then its facts), the
+classes the machine satisfies, and what each detector did.  ``device_line``
+is a one-line form for logs.
+"""
 
 from __future__ import annotations
 
-from .inventory import Device, Inventory
+from .inventory import Cpu, DetectorReport, Device, Inventory
 from .matcher import format_size
+
+_INDENT = "    "
+#: OpenCL extensions worth naming in the summary (the spec's feature words).
+_NOTABLE_EXTENSIONS = ("cl_khr_fp64", "cl_khr_fp16")
 
 
 def device_line(index: int, d: Device) -> str:
-    facts = []
-    if d.vendor:
-        facts.append(d.vendor)
-    if d.pci_address:
-        facts.append(d.pci_address)
+    """``0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; ...) classes: gpu,cuda``: one line for logs."""
+    facts = [f for f in (d.vendor, d.pci_address) if f]
     if d.pci_id:
         facts.append(f"[{d.pci_id}]")
-    if d.arch:
-        facts.append(d.arch)
-    if d.compute_capability:
-        facts.append(f"cc {d.compute_capability}")
-    if d.memory:
-        facts.append(format_size(d.memory))
-    if d.driver:
-        facts.append(f"driver {d.driver}" + (f" {d.driver_version}" if d.driver_version else ""))
-    if d.cuda_version:
-        facts.append(f"CUDA {d.cuda_version}")
-    if d.opencl_version:
-        facts.append(f"OpenCL {d.opencl_version} {d.opencl_type or ''}".rstrip())
+    facts += _compute_facts(d)
     if d.uuid:
         facts.append(f"UUID {d.uuid}")
     classes = ",".join(d.classes) or "-"
@@ -33,24 +29,98 @@ def device_line(index: int, d: Device) -> str:
 
 
 def inventory_table(inv: Inventory) -> str:
-    cpu = inv.cpu
-    lines = [
-        "CPU: {} ({}, {} cores, {} RAM)".format(
-            cpu.model or "unknown",
-            cpu.arch or "unknown arch",
-            cpu.cores if cpu.cores is not None else "?",
-            format_size(cpu.memory) if cpu.memory else "unknown",
-        )
-    ]
+    lines = [cpu_line(inv.cpu), ""]
     if inv.devices:
-        lines.append("Devices:")
-        lines += ["  " + device_line(i, d) for i, d in enumerate(inv.devices)]
+        for i, d in enumerate(inv.devices):
+            lines += device_block(i, d)
     else:
-        lines.append("Devices: none")
-    lines.append("Classes: " + " ".join(inv.classes()))
+        lines.append("No GPU or other compute device found.")
+    lines += ["", "Classes: " + " ".join(inv.classes())]
     if inv.detectors:
-        lines.append("Detectors:")
-        for r in inv.detectors:
-            detail = f": {r.detail}" if r.detail else ""
-            lines.append(f"  {r.name:8} {r.status}{detail}")
+        lines += ["", "Detectors:"]
+        lines += [detector_line(r, inv.detectors) for r in inv.detectors]
     return "\n".join(lines) + "\n"
+
+
+def cpu_line(cpu: Cpu) -> str:
+    facts = [cpu.arch or "unknown architecture"]
+    if cpu.cores is not None:
+        facts.append(f"{cpu.cores} logical CPU{'s' if cpu.cores != 1 else ''}")
+    if cpu.memory:
+        facts.append(f"{format_size(cpu.memory)} RAM")
+    if cpu.flags:
+        facts.append(f"{len(cpu.flags)} flags")
+    return f"CPU: {cpu.model or 'unknown model'} ({', '.join(facts)})"
+
+
+def device_block(index: int, d: Device) -> list[str]:
+    """A header line and indented facts for one device."""
+    header = f"{_kind(d)} {index}: {d.label}"
+    if d.uuid:
+        header += f" (UUID: {d.uuid})"
+    lines = [header]
+    where = []
+    if d.vendor:
+        where.append(d.vendor)
+    if d.pci_id:
+        where.append(d.pci_id)
+    if d.pci_address:
+        where.append(f"at {d.pci_address}")
+    facts = [" ".join(where)] if where else []
+    facts += _compute_facts(d)
+    if d.mig_mode is not None:
+        facts.append(f"MIG {'on' if d.mig_mode else 'off'}")
+    if facts:
+        lines.append(_INDENT + ", ".join(facts))
+    if d.opencl_type or d.opencl_platform:
+        ocl = f"OpenCL {d.opencl_version or '?'} {d.opencl_type or 'device'}"
+        if d.opencl_platform:
+            ocl += f" on {d.opencl_platform}"
+        notable = [
+            e.removeprefix("cl_khr_") for e in _NOTABLE_EXTENSIONS if e in d.opencl_extensions
+        ]
+        if notable:
+            ocl += f" ({', '.join(notable)})"
+        lines.append(_INDENT + ocl)
+    placement = []
+    if d.device_nodes:
+        placement.append("nodes " + " ".join(d.device_nodes))
+    if d.iommu_group is not None:
+        placement.append(f"IOMMU group {d.iommu_group}")
+    if d.numa_node is not None:
+        placement.append(f"NUMA node {d.numa_node}")
+    if placement:
+        lines.append(_INDENT + "; ".join(placement))
+    classes = " ".join(d.classes) or "none"
+    sources = f" (seen by {', '.join(d.sources)})" if d.sources else ""
+    lines.append(f"{_INDENT}classes: {classes}{sources}")
+    return lines
+
+
+def detector_line(r: DetectorReport, all_reports: tuple[DetectorReport, ...] = ()) -> str:
+    name_width = max((len(x.name) for x in all_reports), default=len(r.name))
+    line = f"  {r.name:<{name_width}}  {r.status:<11}  {r.detail}"
+    return line.rstrip()
+
+
+def _kind(d: Device) -> str:
+    if d.pci_address or "gpu" in d.classes:
+        return "GPU"
+    if d.opencl_type:
+        return "OpenCL"
+    return "Device"
+
+
+def _compute_facts(d: Device) -> list[str]:
+    facts = []
+    if d.memory:
+        facts.append(format_size(d.memory))
+    if d.arch:
+        facts.append(d.arch + (f" (cc {d.compute_capability})" if d.compute_capability else ""))
+    elif d.compute_capability:
+        facts.append(f"cc {d.compute_capability}")
+    if d.driver or d.driver_version:
+        facts.append(" ".join(x for x in ("driver", d.driver, d.driver_version) if x))
+    if d.cuda_version:
+        facts.append(f"CUDA {d.cuda_version}")
+    return facts
