@@ -20,7 +20,17 @@ LIBRARY = "libnvidia-ml.so.1"
 def build(dest: Path) -> Path:
     """Compile the stub into ``dest``; return the directory for LD_LIBRARY_PATH."""
     subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(dest / LIBRARY), str(SOURCE)],
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wall",
+            "-Werror",
+            "-o",
+            str(dest / LIBRARY),
+            str(SOURCE),
+        ],
         check=True,
     )
     return dest
