@@ -49,7 +49,7 @@ def cpu_line(cpu: Cpu) -> str:
     if cpu.memory:
         facts.append(f"{format_size(cpu.memory)} RAM")
     if cpu.flags:
-        facts.append(f"{len(cpu.flags)} flags")
+        facts.append(f"{len(cpu.flags)} flag{'s' if len(cpu.flags) != 1 else ''}")
     return f"CPU: {cpu.model or 'unknown model'} ({', '.join(facts)})"
 
 

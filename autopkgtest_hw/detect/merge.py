@@ -80,6 +80,7 @@ def _is_pci_gpu(d: Device) -> bool:
 def _combine(parts: list[Device]) -> Device:
     if len(parts) == 1:
         return parts[0]
+    parts = sorted(parts, key=lambda p: _rank(p, DEFAULT_PRIORITY))  # the same result in any order
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Device):
         if f.name == "classes":
