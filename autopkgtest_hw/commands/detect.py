@@ -1,4 +1,11 @@
-"""Show the hardware this machine has, as autopkgtest-hw sees it."""
+"""Show the hardware this machine has, as autopkgtest-hw sees it.
+
+Lists the CPU, every GPU or other compute device with the spec classes it
+satisfies, and what each detector (cpu, udev, nvml, opencl) did: ok,
+unavailable (with the reason) or error.  AUTOPKGTEST_HW_DETECTORS=udev,cpu
+runs only the named detectors.  Exit status: 0, or 2 for an unreadable
+--inventory file.
+"""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ A detector never raises: a missing library or driver is reported as
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,13 +50,15 @@ def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
         if name not in wanted:
             reports.append(DetectorReport(name, UNAVAILABLE, why_not))
             continue
+        started = time.monotonic()
         if name == "cpu":
             the_cpu, report = guarded(name, cpu.detect, Cpu())
         else:
             no_devices: list[Device] = []
             devices, report = guarded(name, _DEVICE_DETECTORS[name], no_devices)
             groups.append(devices)
-        log.debug(f"detector {report.name}: {report.status} {report.detail}".rstrip())
+        took = (time.monotonic() - started) * 1000
+        log.debug(f"detector {name}: {report.status} in {took:.0f} ms: {report.detail}")
         reports.append(report)
     devices_out = tuple(classify(d) for d in merge(groups))
     return Inventory(cpu=the_cpu, devices=devices_out, detectors=tuple(reports))

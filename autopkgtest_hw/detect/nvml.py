@@ -28,47 +28,57 @@ def detect() -> tuple[list[Device], DetectorReport]:
         pynvml.NVMLError_NoPermission,
     ) as exc:
         raise Unavailable(str(exc)) from None
+    problems: list[str] = []
     try:
-        devices = _enumerate(pynvml)
+        devices = _enumerate(pynvml, problems)
     finally:
         pynvml.nvmlShutdown()
-    return devices, DetectorReport(NAME, OK, plural(len(devices), "GPU"), len(devices))
+    detail = "; ".join([plural(len(devices), "GPU"), *problems])
+    return devices, DetectorReport(NAME, OK, detail, len(devices))
 
 
-def _enumerate(nv: Any) -> list[Device]:
+def _enumerate(nv: Any, problems: list[str]) -> list[Device]:
+    """Every GPU NVML can read; one that fails (fallen off the bus) is named in ``problems``."""
     driver_version = _text(nv.nvmlSystemGetDriverVersion())
     cuda = _optional(nv, "nvmlSystemGetCudaDriverVersion")
     cuda_version = cuda_version_text(cuda) if cuda else None
     shared = tuple(n for n in NVIDIA_SHARED_NODES if os.path.exists(n))
-    devices = []
+    devices: list[Device] = []
     for index in range(nv.nvmlDeviceGetCount()):
-        handle = nv.nvmlDeviceGetHandleByIndex(index)
-        bus_id = _text(nv.nvmlDeviceGetPciInfo(handle).busId)
-        cc = _optional(nv, "nvmlDeviceGetCudaComputeCapability", handle)
-        mig = _optional(nv, "nvmlDeviceGetMigMode", handle)
-        minor = _optional(nv, "nvmlDeviceGetMinorNumber", handle)
-        numa = _optional(nv, "nvmlDeviceGetNumaNodeId", handle)
-        memory = _optional(nv, "nvmlDeviceGetMemoryInfo", handle)
-        devices.append(
-            Device(
-                vendor="nvidia",
-                model=_text(nv.nvmlDeviceGetName(handle)),
-                uuid=_text(nv.nvmlDeviceGetUUID(handle)),
-                pci_address=normalise_address(bus_id),
-                memory=int(memory.total) if memory is not None else None,
-                compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
-                arch=f"sm_{cc[0]}{cc[1]}" if cc else None,
-                driver="nvidia",
-                driver_version=driver_version,
-                cuda_version=cuda_version,
-                mig_mode=(mig[0] == nv.NVML_DEVICE_MIG_ENABLE) if mig is not None else None,
-                index=index,
-                numa_node=numa if isinstance(numa, int) and numa >= 0 else None,
-                device_nodes=(f"/dev/nvidia{minor if minor is not None else index}", *shared),
-                sources=(NAME,),
-            )
-        )
+        try:
+            devices.append(_device(nv, index, driver_version, cuda_version, shared))
+        except nv.NVMLError as exc:
+            problems.append(f"GPU {index}: {exc}")
     return devices
+
+
+def _device(
+    nv: Any, index: int, driver_version: str, cuda_version: str | None, shared: tuple[str, ...]
+) -> Device:
+    handle = nv.nvmlDeviceGetHandleByIndex(index)
+    bus_id = _text(nv.nvmlDeviceGetPciInfo(handle).busId)
+    cc = _optional(nv, "nvmlDeviceGetCudaComputeCapability", handle)
+    mig = _optional(nv, "nvmlDeviceGetMigMode", handle)
+    minor = _optional(nv, "nvmlDeviceGetMinorNumber", handle)
+    numa = _optional(nv, "nvmlDeviceGetNumaNodeId", handle)
+    memory = _optional(nv, "nvmlDeviceGetMemoryInfo", handle)
+    return Device(
+        vendor="nvidia",
+        model=_text(nv.nvmlDeviceGetName(handle)),
+        uuid=_text(nv.nvmlDeviceGetUUID(handle)),
+        pci_address=normalise_address(bus_id),
+        memory=int(memory.total) if memory is not None else None,
+        compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
+        arch=f"sm_{cc[0]}{cc[1]}" if cc else None,
+        driver="nvidia",
+        driver_version=driver_version,
+        cuda_version=cuda_version,
+        mig_mode=(mig[0] == nv.NVML_DEVICE_MIG_ENABLE) if mig is not None else None,
+        index=index,
+        numa_node=numa if isinstance(numa, int) and numa >= 0 else None,
+        device_nodes=(f"/dev/nvidia{minor if minor is not None else index}", *shared),
+        sources=(NAME,),
+    )
 
 
 def cuda_version_text(version: int) -> str:

@@ -6,6 +6,7 @@
  *   FAKE_NVML_COUNT    number of GPUs (default 1)
  *   FAKE_NVML_BUS      PCI bus of GPU 0, hex (default 3b); GPU n is on bus+n
  *   FAKE_NVML_MIG_GPU  index of the GPU with MIG mode enabled (default: none)
+ *   FAKE_NVML_LOST_GPU index of a GPU that has fallen off the bus (default: none)
  * Struct layouts follow nvml.h.  nvmlDeviceGetNumaNodeId is left out on
  * purpose: older drivers lack it, and detection must cope.
  */
@@ -24,6 +25,7 @@ enum {
     NVML_ERROR_NO_PERMISSION = 4,
     NVML_ERROR_INSUFFICIENT_SIZE = 7,
     NVML_ERROR_DRIVER_NOT_LOADED = 9,
+    NVML_ERROR_GPU_IS_LOST = 15,
 };
 
 typedef struct {
@@ -97,6 +99,7 @@ const char *nvmlErrorString(nvmlReturn_t rc)
     case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
     case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
     case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
+    case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
     default: return "Unknown Error";
     }
 }
@@ -128,6 +131,8 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *h)
         return NVML_ERROR_UNINITIALIZED;
     if ((int)i >= count())
         return NVML_ERROR_INVALID_ARGUMENT;
+    if ((int)i == knob("FAKE_NVML_LOST_GPU", -1, 10))
+        return NVML_ERROR_GPU_IS_LOST;
     *h = &slots[i];
     return NVML_SUCCESS;
 }

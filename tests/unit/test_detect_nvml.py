@@ -98,6 +98,12 @@ def test_unexpected_nvml_failure_is_an_error_report(nvml_stub: Path) -> None:  #
     assert "\n" not in detail
 
 
+def test_a_lost_gpu_is_named_and_the_others_still_count(nvml_stub: Path) -> None:  # noqa: F811
+    inv = detect(None, env=stub_env(nvml_stub, count="2", lost_gpu="0"), detectors="nvml")
+    assert report(inv, "nvml") == ("ok", "1 GPU; GPU 0: GPU is lost")
+    assert [d.index for d in inv.devices] == [1]
+
+
 def test_library_missing(tmp_path: Path) -> None:
     if Path("/dev/nvidiactl").exists():
         pytest.skip("this machine has the NVIDIA driver; its library would be found")
