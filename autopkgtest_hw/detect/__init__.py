@@ -21,7 +21,7 @@ from typing import Any
 from .. import log
 from ..inventory import Cpu, DetectorReport, Device, Inventory
 from . import cpu, nvml, opencl, udev
-from .base import UNAVAILABLE, guarded
+from .base import UNAVAILABLE
 from .merge import classify, merge
 
 #: Names in the order they run; the CPU first, then the PCI view the others merge into.
@@ -52,10 +52,9 @@ def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
             continue
         started = time.monotonic()
         if name == "cpu":
-            the_cpu, report = guarded(name, cpu.detect, Cpu())
+            the_cpu, report = cpu.detect()
         else:
-            no_devices: list[Device] = []
-            devices, report = guarded(name, _DEVICE_DETECTORS[name], no_devices)
+            devices, report = _DEVICE_DETECTORS[name]()
             groups.append(devices)
         took = (time.monotonic() - started) * 1000
         log.debug(f"detector {name}: {report.status} in {took:.0f} ms: {report.detail}")

@@ -7,7 +7,7 @@ import platform
 import subprocess
 
 from ..inventory import Cpu, DetectorReport
-from .base import OK, plural
+from .base import OK, guarded, plural
 
 NAME = "cpu"
 
@@ -49,6 +49,11 @@ _MODEL_FIELDS = ("model name", "cpu model", "cpu", "uarch", "hardware")
 
 
 def detect() -> tuple[Cpu, DetectorReport]:
+    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
+    return guarded(NAME, _detect, Cpu())
+
+
+def _detect() -> tuple[Cpu, DetectorReport]:
     with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
         info = parse_cpuinfo(f.read())
     memory = read_memtotal("/proc/meminfo")

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, plural
+from .base import OK, Unavailable, guarded, plural
 from .pci import normalise_address
 
 NAME = "nvml"
@@ -16,6 +16,12 @@ NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-too
 
 
 def detect() -> tuple[list[Device], DetectorReport]:
+    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
+    nothing: list[Device] = []
+    return guarded(NAME, _detect, nothing)
+
+
+def _detect() -> tuple[list[Device], DetectorReport]:
     try:
         import pynvml
     except ImportError:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, one_line, plural
+from .base import OK, Unavailable, guarded, one_line, plural
 from .pci import PCI_VENDORS, address_from_parts, vendor_name
 
 NAME = "opencl"
@@ -25,6 +25,12 @@ _VENDOR_WORDS = (
 
 
 def detect() -> tuple[list[Device], DetectorReport]:
+    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
+    nothing: list[Device] = []
+    return guarded(NAME, _detect, nothing)
+
+
+def _detect() -> tuple[list[Device], DetectorReport]:
     try:
         import pyopencl as cl
     except ImportError:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..inventory import DetectorReport, Device
 from . import kfd
-from .base import OK, Unavailable, plural
+from .base import OK, Unavailable, guarded, plural
 from .nvml import NVIDIA_SHARED_NODES
 from .pci import ACCELERATOR_CLASS, DISPLAY_CLASS, GPU_DRIVERS, base_class, vendor_name
 
@@ -24,6 +24,12 @@ _MINOR_RE = re.compile(r"^Device Minor:\s*(\d+)", re.MULTILINE)
 
 
 def detect() -> tuple[list[Device], DetectorReport]:
+    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
+    nothing: list[Device] = []
+    return guarded(NAME, _detect, nothing)
+
+
+def _detect() -> tuple[list[Device], DetectorReport]:
     try:
         import pyudev
     except ImportError:
