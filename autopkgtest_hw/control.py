@@ -172,6 +172,7 @@ class TestsControl:
     path: str
     stanzas: tuple[TestStanza, ...]
     ignored_lines: tuple[int, ...]  # lines deb822 drops silently (neither field nor continuation)
+    stopped_at: int | None = None  # the line where autopkgtest stops reading (see Deb822File)
 
     def tests(self) -> Iterator[tuple[str, TestStanza]]:
         for stanza in self.stanzas:
@@ -189,6 +190,7 @@ class SourceControl:
     hwspec_fields: tuple[Field, ...]  # X-/XS-/... Requires-Hwspec, in the source stanza
     misplaced_hwspec_fields: tuple[Field, ...]  # the same in binary stanzas (never read)
     ignored_lines: tuple[int, ...]
+    stopped_at: int | None = None
 
     @property
     def hwspecs(self) -> tuple[Token, ...]:
@@ -243,8 +245,16 @@ def _split_paragraphs(lines: list[tuple[int, str]]) -> Iterator[list[tuple[int, 
         yield current
 
 
-def read_paragraphs(path: str) -> tuple[list[Paragraph], list[int]]:
-    """Every stanza of a deb822 file with line numbers, and the ignored lines."""
+@dataclass(frozen=True)
+class Deb822File:
+    path: str
+    paragraphs: tuple[Paragraph, ...]
+    ignored_lines: tuple[int, ...]  # lines deb822 drops: neither a field nor a continuation
+    stopped_at: int | None  # a stanza without fields ends deb822's reading: all after is lost
+
+
+def read_paragraphs(path: str) -> Deb822File:
+    """Every stanza of a deb822 file, read as autopkgtest reads it, with line numbers."""
     kept = _filter_comments(_read_lines(path))
     paragraphs: list[Paragraph] = []
     ignored: list[int] = []
@@ -272,9 +282,12 @@ def read_paragraphs(path: str) -> tuple[list[Paragraph], list[int]]:
             name, number, segments = spans[key.lower()]
             unfolded = "".join(value.split("\n")).replace("  ", " ")
             fields.append(Field(name, unfolded, number, tuple(segments)))
-        if fields:
-            paragraphs.append(Paragraph(path, block[0][0], tuple(fields)))
-    return paragraphs, ignored
+        if not fields:
+            # Deb822.iter_paragraphs stops at the first empty stanza, and so
+            # does autopkgtest: nothing from here on is read.
+            return Deb822File(path, tuple(paragraphs), tuple(ignored), block[0][0])
+        paragraphs.append(Paragraph(path, block[0][0], tuple(fields)))
+    return Deb822File(path, tuple(paragraphs), tuple(ignored), None)
 
 
 def _test_stanza(para: Paragraph, command_counter: int) -> tuple[TestStanza, int]:
@@ -330,18 +343,19 @@ def _test_stanza(para: Paragraph, command_counter: int) -> tuple[TestStanza, int
 
 def read_tests_control(path: str) -> TestsControl:
     """Parse debian/tests/control; raise ControlError (with a line) if malformed."""
-    paragraphs, ignored = read_paragraphs(path)
+    doc = read_paragraphs(path)
     stanzas = []
     counter = 0
-    for para in paragraphs:
+    for para in doc.paragraphs:
         stanza, counter = _test_stanza(para, counter)
         stanzas.append(stanza)
-    return TestsControl(path, tuple(stanzas), tuple(ignored))
+    return TestsControl(path, tuple(stanzas), doc.ignored_lines, doc.stopped_at)
 
 
 def read_source_control(path: str) -> SourceControl:
     """The source stanza of debian/control and its Requires-Hwspec fields."""
-    paragraphs, ignored = read_paragraphs(path)
+    doc = read_paragraphs(path)
+    paragraphs = doc.paragraphs
     source = next((p for p in paragraphs if p.get("Package") is None), None)
     if source is None:
         raise ControlError(path, None, "no source stanza (one without a Package field)")
@@ -356,7 +370,8 @@ def read_source_control(path: str) -> SourceControl:
         line=source.line,
         hwspec_fields=hwspec,
         misplaced_hwspec_fields=misplaced,
-        ignored_lines=tuple(ignored),
+        ignored_lines=doc.ignored_lines,
+        stopped_at=doc.stopped_at,
     )
 
 
