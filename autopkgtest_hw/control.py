@@ -191,6 +191,7 @@ class SourceControl:
     misplaced_hwspec_fields: tuple[Field, ...]  # the same in binary stanzas (never read)
     ignored_lines: tuple[int, ...]
     stopped_at: int | None = None
+    paragraph: Paragraph | None = None  # the whole source stanza
 
     @property
     def hwspecs(self) -> tuple[Token, ...]:
@@ -372,6 +373,7 @@ def read_source_control(path: str) -> SourceControl:
         misplaced_hwspec_fields=misplaced,
         ignored_lines=doc.ignored_lines,
         stopped_at=doc.stopped_at,
+        paragraph=source,
     )
 
 
