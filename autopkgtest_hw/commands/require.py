@@ -1,0 +1,117 @@
+"""Inside a testbed: skip (exit 77) unless every hardware spec holds, else run COMMAND.
+
+autopkgtest-hw require SPEC... [-- COMMAND [ARG...]]
+
+For tests that keep "Restrictions: skippable" and check their hardware
+themselves.  When a spec does not hold, the verdict's reason goes to stderr
+and the exit status is 77, which autopkgtest reports as SKIP for a skippable
+test.  When all hold, COMMAND replaces this process (its exit status is the
+test's); without a COMMAND the exit status is 0.
+
+An invalid spec exits 2: inside a test that reads as a failure, which is
+right, because the maintainer has to fix the spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .. import log
+from ..inventory import InventoryError
+from ..matcher import match
+from ..spec import SpecError, parse
+from ._common import get_inventory
+
+HELP = "in a test: exit 77 unless the hardware specs hold, else run the command"
+
+EXIT_SKIP = 77
+EXIT_INVALID = 2
+EXIT_NOT_FOUND = 127
+EXIT_CANNOT_RUN = 126
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "%(prog)s [--inventory FILE] SPEC... [-- COMMAND [ARG...]]"
+    parser.add_argument(
+        "--inventory",
+        metavar="FILE",
+        help="read a saved inventory (from 'detect --json') instead of detecting",
+    )
+    # argparse drops "--" from positionals, so keep the rest verbatim and split it here.
+    parser.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="SPEC... [-- COMMAND [ARG...]]",
+        help="hardware specs (all must hold), then the command after --",
+    )
+
+
+def _split(words: list[str]) -> tuple[list[str], list[str], str | None]:
+    """SPEC words, COMMAND words and a late --inventory (given after a spec)."""
+    if "--" in words:
+        at = words.index("--")
+        specs, command = words[:at], words[at + 1 :]
+    else:
+        specs, command = words, []
+    inventory = None
+    rest: list[str] = []
+    it = iter(specs)
+    for word in it:
+        if word == "--inventory":
+            inventory = next(it, None)
+            if inventory is None:
+                raise ValueError("--inventory needs a FILE")
+        elif word.startswith("--inventory="):
+            inventory = word.split("=", 1)[1]
+        elif word in ("-d", "--debug"):
+            log.setup("autopkgtest-hw", True)
+        elif word.startswith("-"):
+            raise ValueError(f"unknown option {word!r} (put the command after --)")
+        else:
+            rest.append(word)
+    return rest, command, inventory
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        texts, command, late_inventory = _split(list(args.words))
+    except ValueError as exc:
+        log.error(str(exc))
+        return EXIT_INVALID
+    if late_inventory is not None:
+        args.inventory = late_inventory
+    if not texts:
+        log.error("no SPEC given (usage: require SPEC... [-- COMMAND [ARG...]])")
+        return EXIT_INVALID
+    try:
+        specs = [(text, parse(text)) for text in texts]
+    except SpecError as exc:
+        hint = "" if command else " (put -- before the command)"
+        log.error(f"{exc}{hint}")
+        return EXIT_INVALID
+    try:
+        inventory = get_inventory(args)
+    except InventoryError as exc:
+        log.error(str(exc))
+        return EXIT_INVALID
+    verdicts = [match(s, inventory, label=t, subject="testbed") for t, s in specs]
+    failed = [v for v in verdicts if not v.satisfied]
+    if failed:
+        for v in failed:
+            log.info(f"skipping: {v.message}")
+        return EXIT_SKIP
+    if not command:
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(command[0], command)
+    except FileNotFoundError:
+        log.error(f"{command[0]}: command not found")
+        return EXIT_NOT_FOUND
+    except OSError as exc:
+        log.error(f"{command[0]}: cannot run: {exc.strerror}")
+        return EXIT_CANNOT_RUN
+    return EXIT_CANNOT_RUN  # pragma: no cover - execvp does not return
