@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -256,3 +257,36 @@ def test_example_lintian_overrides_cover_needs_hw(tmp_path: Path) -> None:
         "[debian/tests/control:6]" in tags
     )
     assert not [t for t in tags if t[:2] in ("E:", "W:")], tags
+
+
+# -- docs/lint.md stays true -----------------------------------------------------
+
+DOC = ROOT / "docs" / "lint.md"
+
+
+def test_doc_example_is_what_lint_prints(tmp_path: Path) -> None:
+    text = DOC.read_text()
+    (control,) = re.findall(r"```control\n(.*?)```", text, re.S)
+    console = re.findall(r"```console\n(.*?)```", text, re.S)[0].splitlines()
+    assert console[0] == "$ autopkgtest-hw lint"
+    src = make_source(tmp_path, control)
+    # The doc's debian/control has X-Requires-Hwspec on line 3.
+    (src / "debian" / "control").write_text(
+        "Source: gpu-demo\nMaintainer: A <a@example.org>\nX-Requires-Hwspec: cuda:cc>=8.0\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopkgtest_hw", "lint"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.stdout.splitlines() == console[1:]
+    assert proc.returncode == 1
+
+
+def test_doc_lintian_overrides_are_the_examples() -> None:
+    text = DOC.read_text()
+    overrides = (EXAMPLE / "debian" / "source" / "lintian-overrides").read_text()
+    assert f"```\n{overrides}```" in text

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +271,33 @@ def test_example_opencl_test_passes_on_pocl_with_the_argument(
     stdout = (out / "opencl-cpu-stdout").read_text()
     assert "vadd: 65536 elements match numpy" in stdout
     assert "device: " in stdout
+
+
+# -- docs/plan-and-require.md stays true ------------------------------------------
+
+
+def doc_transcripts() -> list[tuple[str, list[str]]]:
+    text = (ROOT / "docs" / "plan-and-require.md").read_text()
+    out: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:], []))
+            else:
+                out[-1][1].append(line)
+    return out
+
+
+@pytest.mark.parametrize(("command", "expected"), doc_transcripts())
+def test_doc_transcript(command: str, expected: list[str]) -> None:
+    argv = shlex.split(command)
+    assert argv[0] == "autopkgtest-hw"
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopkgtest_hw", *argv[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == expected
