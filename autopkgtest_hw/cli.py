@@ -62,10 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split off the words after a sub-command whose module sets PASSTHROUGH (run).
+
+    Those go to the sub-command verbatim (autopkgtest's -d, -o, ... included).
+    """
+    for i, word in enumerate(argv):
+        if word.startswith("-"):
+            continue  # the global options take no values
+        tail = argv[i + 1 :]
+        if word in COMMANDS and tail not in (["-h"], ["--help"]):
+            try:
+                if getattr(_load(word), "PASSTHROUGH", False):
+                    return argv[: i + 1], tail
+            except ModuleNotFoundError:
+                pass
+        break
+    return argv, None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
+    argv, passthrough = _split_passthrough(argv)
     args = parser.parse_args(argv)
+    if passthrough is not None:
+        args.passthrough = passthrough
     log.setup("autopkgtest-hw", getattr(args, "debug", False))
     if not args.command:
         parser.print_help(sys.stderr)
