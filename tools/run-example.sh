@@ -15,7 +15,7 @@ tarball=$cache/bookworm-$(dpkg --print-architecture).tar
 if [ ! -s "$tarball" ]; then
     mkdir -p "$cache"
     echo "tools/run-example.sh: making the testbed tarball $tarball (once)" >&2
-    mmdebstrap --variant=apt --quiet bookworm "$tarball.tmp"
+    mmdebstrap --variant=apt --format=tar --quiet bookworm "$tarball.tmp"
     mv "$tarball.tmp" "$tarball"
 fi
 rm -rf "$outdir"
