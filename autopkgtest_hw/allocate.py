@@ -1,0 +1,256 @@
+"""Choose the devices a testbed gets and lock them so two testbeds never share one.
+
+A lock is an ``flock`` on ``<lock dir>/<device>.lock``, held by an open file
+descriptor: the kernel drops it when the last process holding the descriptor
+dies, even by SIGKILL, so a crashed run never leaves a device locked.  The
+holder writes its pid and command line into the file, so a waiting run can
+say who it waits for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from . import matcher, spec
+from .inventory import Device, Inventory
+
+DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
+POLL_INTERVAL = 0.2
+
+_PCI_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_PCI_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+class AllocationError(RuntimeError):
+    """No device fits the request, or the wanted ones stayed locked too long."""
+
+
+def needs_lock(device: Device) -> bool:
+    """Physical devices are locked; an OpenCL CPU device (PoCL) is the CPU itself."""
+    return bool(device.device_nodes or device.pci_address)
+
+
+def select(inventory: Inventory, selectors: Sequence[str]) -> list[Device]:
+    """The devices named by ``selectors`` (all devices if none), in inventory order.
+
+    A selector is an index (NVML's, else the position in the inventory), a
+    UUID, a PCI address (``0000:01:00.0`` or ``01:00.0``) or a hardware spec
+    (``cuda:cc>=8.0``: every device that fits it).
+    """
+    devices = list(inventory.devices)
+    if not selectors:
+        return devices
+    chosen: set[int] = set()
+    for sel in selectors:
+        found = _select_one(inventory, devices, sel.strip())
+        if not found:
+            raise AllocationError(f"--gpu {sel}: {_no_match(sel, devices)}")
+        chosen.update(found)
+    return [d for i, d in enumerate(devices) if i in chosen]
+
+
+def _select_one(inventory: Inventory, devices: list[Device], sel: str) -> list[int]:
+    low = sel.lower()
+    if sel.isdigit():
+        n = int(sel)
+        by_index = [i for i, d in enumerate(devices) if d.index == n]
+        if by_index:
+            return by_index
+        if any(d.index is not None for d in devices):
+            return []
+        return [n] if n < len(devices) else []
+    if _PCI_FULL.match(low) or _PCI_SHORT.match(low):
+        full = low if _PCI_FULL.match(low) else f"0000:{low}"
+        return [i for i, d in enumerate(devices) if (d.pci_address or "").lower() == full]
+    by_uuid = [i for i, d in enumerate(devices) if d.uuid and _same_uuid(d.uuid, sel)]
+    if by_uuid:
+        return by_uuid
+    try:
+        parsed = spec.parse(sel)
+    except spec.SpecError as exc:
+        if low.startswith(("gpu-", "mig-")) or len(low) >= 32:
+            return []  # a UUID that matched nothing
+        raise AllocationError(
+            f"--gpu {sel}: not an index, UUID or PCI address, and {exc}"
+        ) from None
+    verdict = matcher.match(parsed, inventory)
+    fitting = {id(d) for d in verdict.devices}
+    return [i for i, d in enumerate(devices) if id(d) in fitting]
+
+
+def _same_uuid(a: str, b: str) -> bool:
+    def norm(u: str) -> str:
+        u = u.lower()
+        return u[4:] if u.startswith("gpu-") else u
+
+    return norm(a) == norm(b)
+
+
+def _no_match(sel: str, devices: list[Device]) -> str:
+    if not devices:
+        return "no device matches: the inventory has no devices"
+    names = ", ".join(describe_short(d, i) for i, d in enumerate(devices))
+    return f"no device matches (devices: {names})"
+
+
+def describe_short(d: Device, position: int) -> str:
+    index = d.index if d.index is not None else position
+    where = d.pci_address or d.opencl_platform or "no PCI address"
+    return f"#{index} {d.label} ({where})"
+
+
+def lock_name(device: Device) -> str:
+    """A file name for the device's lock: its UUID or PCI address, made file-safe."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", device.ident) + ".lock"
+
+
+@dataclass
+class Allocation:
+    """The devices a testbed got and the lock descriptors that hold them."""
+
+    devices: list[Device]
+    fds: list[int] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+    def release(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+
+def holders(path: str) -> list[str]:
+    """The live processes a lock file names (``pid command line``)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        pid_text, _, argv = line.partition(" ")
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        out.append(f"pid {pid_text} ({argv})" if argv else f"pid {pid_text}")
+    return out
+
+
+def acquire(
+    candidates: Sequence[Device],
+    count: int | None,
+    lock_dir: str,
+    *,
+    shared: bool = False,
+    timeout: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> Allocation:
+    """Lock ``count`` of the physical ``candidates`` (all if None), waiting up to ``timeout`` s.
+
+    Devices that need no lock (an OpenCL CPU device) always come along and do
+    not count.  With ``count``, whichever devices are free first are taken.
+    On timeout the error names the holders.
+    """
+    lockable = [d for d in candidates if needs_lock(d)]
+    want = len(lockable) if count is None else count
+    if want > len(lockable):
+        raise AllocationError(
+            f"--count {want}: only {len(lockable)} device(s) with device nodes or a PCI"
+            " address to choose from"
+        )
+    if want:
+        _make_lock_dir(lock_dir)
+    deadline = time.monotonic() + timeout
+    told = False
+    held: dict[int, int] = {}  # position in lockable -> fd
+    while True:
+        for i, d in enumerate(lockable):
+            if len(held) >= want:
+                break
+            if i not in held:
+                fd = _try_lock(os.path.join(lock_dir, lock_name(d)), shared)
+                if fd is not None:
+                    held[i] = fd
+        if len(held) >= want:
+            break
+        busy = [d for i, d in enumerate(lockable) if i not in held]
+        if time.monotonic() >= deadline:
+            for fd in held.values():
+                os.close(fd)
+            raise AllocationError(_busy_message(busy, lock_dir, timeout))
+        if not told and on_wait is not None:
+            on_wait(_busy_message(busy, lock_dir, None))
+            told = True
+        time.sleep(POLL_INTERVAL)
+    chosen = {id(lockable[i]) for i in held}
+    alloc = Allocation(devices=[d for d in candidates if id(d) in chosen or not needs_lock(d)])
+    for i in sorted(held):
+        _write_holder(held[i], shared)
+        alloc.fds.append(held[i])
+        alloc.paths.append(os.path.join(lock_dir, lock_name(lockable[i])))
+    return alloc
+
+
+def _make_lock_dir(lock_dir: str) -> None:
+    try:
+        os.makedirs(lock_dir, exist_ok=True)
+        if os.stat(lock_dir).st_uid == os.geteuid():
+            os.chmod(lock_dir, 0o1777)  # like /tmp: every user's runs share the locks
+    except OSError as exc:
+        raise AllocationError(
+            f"cannot create the lock directory {lock_dir}: {exc.strerror}"
+            " (choose another one with --lock-dir)"
+        ) from None
+
+
+def _try_lock(path: str, shared: bool) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise AllocationError(
+            f"cannot open the lock file {path}: {exc.strerror} (choose another --lock-dir)"
+        ) from None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise AllocationError(f"cannot lock {path}: {exc.strerror}") from None
+    return fd
+
+
+def _write_holder(fd: int, shared: bool) -> None:
+    line = f"{os.getpid()} {shlex.join(sys.argv)}\n".encode()
+    with contextlib.suppress(OSError):
+        if shared:
+            os.lseek(fd, 0, os.SEEK_END)
+        else:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, line)
+
+
+def _busy_message(busy: Sequence[Device], lock_dir: str, timeout: float | None) -> str:
+    parts = []
+    for d in busy:
+        who = holders(os.path.join(lock_dir, lock_name(d)))
+        parts.append(f"{d.label} ({d.ident}) is locked by {', '.join(who) or 'another process'}")
+    text = "; ".join(parts)
+    if timeout is None:
+        return f"waiting for {text}"
+    return f"gave up after {timeout:g} s (--lock-timeout): {text}"

@@ -1,0 +1,151 @@
+"""Shared pieces of the virt-server end-to-end tests: packages, inventories, runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from autopkgtest_hw.inventory import Cpu, Device, Inventory
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+VIRT_DIR = ROOT / "virt-server"
+HWGPU = VIRT_DIR / "autopkgtest-virt-hwgpu"
+VENV_BIN = Path(sys.executable).parent
+
+HAVE_AUTOPKGTEST = shutil.which("autopkgtest") is not None
+IS_ROOT = os.geteuid() == 0
+
+#: Major number of the NVIDIA character devices (/dev/nvidia0 is 195:0).
+NVIDIA_MAJOR = 195
+
+
+def env() -> dict[str, str]:
+    """PATH finds this checkout's autopkgtest-virt-hwgpu first."""
+    e = dict(os.environ)
+    e["PATH"] = f"{VIRT_DIR}:{VENV_BIN}:{e.get('PATH', '')}"
+    e.pop("AUTOPKGTEST_HW_DETECTORS", None)
+    return e
+
+
+def make_package(parent: Path, tests: dict[str, str], restrictions: str = "") -> Path:
+    """A source package whose tests are shell scripts (no dependencies, no build)."""
+    src = parent / "vsdemo"
+    (src / "debian" / "tests").mkdir(parents=True)
+    (src / "debian" / "control").write_text(
+        textwrap.dedent(
+            """\
+            Source: vsdemo
+            Maintainer: Test <test@example.org>
+
+            Package: vsdemo
+            Architecture: all
+            Description: virt server test package
+             Only has tests.
+            """
+        )
+    )
+    (src / "debian" / "changelog").write_text(
+        "vsdemo (1.0) unstable; urgency=medium\n\n  * Test.\n\n"
+        " -- Test <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n"
+    )
+    stanzas = []
+    for name, script in tests.items():
+        path = src / "debian" / "tests" / name
+        path.write_text("#!/bin/sh\nset -e\n" + script + "\n")
+        path.chmod(0o755)
+        stanza = f"Tests: {name}\nDepends:\n"
+        if restrictions:
+            stanza += f"Restrictions: {restrictions}\n"
+        stanzas.append(stanza)
+    (src / "debian" / "tests" / "control").write_text("\n".join(stanzas))
+    return src
+
+
+def make_char_device(directory: Path, name: str, minor: int, major: int = NVIDIA_MAJOR) -> str:
+    """A real character device node (like /dev/nvidiaN) in a directory of its own."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+    return str(path)
+
+
+def fake_nvidia(node: str, index: int = 0, address: str = "0000:65:00.0") -> Device:
+    return Device(
+        classes=("gpu", "cuda", "vulkan"),
+        vendor="nvidia",
+        model="NVIDIA H100 PCIe",
+        pci_address=address,
+        pci_id="10de:2331",
+        pci_class="0x030200",
+        memory=80 * 2**30,
+        arch="sm_90",
+        compute_capability="9.0",
+        driver="nvidia",
+        driver_version="550.54.15",
+        cuda_version="12.4",
+        device_nodes=(node,),
+        iommu_group="42",
+        uuid=f"GPU-00000000-0000-0000-0000-00000000000{index}",
+        index=index,
+        sources=("udev", "nvml"),
+    )
+
+
+def save_inventory(path: Path, *devices: Device) -> str:
+    inv = Inventory(cpu=Cpu(arch="amd64", cores=2), devices=tuple(devices))
+    path.write_text(inv.to_json())
+    return str(path)
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    summary: dict[str, str]
+
+    def capabilities(self) -> list[str]:
+        """The words of autopkgtest's 'testbed capabilities: [...]' debug line."""
+        m = re.search(r"testbed capabilities: \[(.*)\]", self.stderr)
+        assert m, f"no capabilities line in:\n{self.stderr[-3000:]}"
+        return re.findall(r"'([^']*)'", m.group(1))
+
+    def hw_inventory(self) -> Inventory | None:
+        words = [unquote(w) if w.startswith("hw") else w for w in self.capabilities()]
+        return Inventory.from_capabilities(words)
+
+
+def autopkgtest(src: Path, out: Path, virt: list[str], *extra: str, timeout: int = 600) -> Run:
+    """The real autopkgtest (with --debug so the capabilities are logged)."""
+    proc = subprocess.run(
+        [
+            "autopkgtest",
+            "--debug",
+            "--no-built-binaries",
+            *extra,
+            str(src),
+            "--output-dir",
+            str(out),
+            "--",
+            *virt,
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        check=False,
+        timeout=timeout,
+    )
+    summary: dict[str, str] = {}
+    if (out / "summary").exists():
+        for line in (out / "summary").read_text().splitlines():
+            name, _, result = line.partition(" ")
+            summary[name] = result.strip()
+    return Run(proc.returncode, proc.stdout, proc.stderr, summary)
