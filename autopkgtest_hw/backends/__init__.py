@@ -7,7 +7,7 @@ warning).
 
 from __future__ import annotations
 
-from . import null
+from . import null, podman, qemu, unshare
 from .base import Backend, HostPaths, PassthroughError, kind_of
 from .fallback import FallbackBackend
 
@@ -30,4 +30,7 @@ __all__ = [
     "kind_of",
     "known",
     "null",
+    "podman",
+    "qemu",
+    "unshare",
 ]
