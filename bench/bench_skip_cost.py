@@ -84,8 +84,8 @@ def make_package(where: Path, restrictions: str, depends: str, launcher: str) ->
 
 def timed_run(
     program: list[str], args: list[str], outdir: Path
-) -> tuple[float, int, list[str], int]:
-    """Run ``PROGRAM -o OUTDIR ARGS``: (wall seconds, exit code, summary, packages installed)."""
+) -> tuple[float, int, list[str], str]:
+    """Run ``PROGRAM -o OUTDIR ARGS``: (wall seconds, exit code, summary, what was installed)."""
     env = dict(os.environ)
     env["PATH"] = f"{ROOT / 'virt-server'}:{VENV_BIN}:{env.get('PATH', '')}"
     start = time.monotonic()
@@ -99,12 +99,16 @@ def timed_run(
     wall = time.monotonic() - start
     summary_path = outdir / "summary"
     summary = summary_path.read_text().splitlines() if summary_path.exists() else []
-    installed = sum(
-        int(m) for m in re.findall(r"(\d+) newly installed", (proc.stdout + proc.stderr))
-    )
+    log = proc.stdout + proc.stderr
+    installed = sum(int(m) for m in re.findall(r"(\d+) newly installed", log))
+    got = re.findall(r"Need to get ([\d.,]+ [kMG]?B)", log)
+    disk = re.findall(r"After this operation, ([\d.,]+ [kMG]?B) of additional", log)
     if proc.returncode not in (0, 2, 8):
         print(proc.stderr[-3000:], file=sys.stderr)
-    return wall, proc.returncode, summary, installed
+    detail = f"packages installed: {installed}"
+    if got and disk:  # the last apt run is the test's dependencies
+        detail += f", {got[-1]} downloaded, {disk[-1]} on disk"
+    return wall, proc.returncode, summary, detail
 
 
 def main() -> int:
@@ -149,9 +153,9 @@ def main() -> int:
     if not have_hwgpu:
         print("(autopkgtest-virt-hwgpu not available: the needs-hw run used plain unshare)")
     print()
-    for label, wall, rc, summary, installed in results:
+    for label, wall, rc, summary, detail in results:
         print(f"{label}")
-        print(f"    wall {wall:7.1f} s   exit {rc}   packages installed: {installed}")
+        print(f"    wall {wall:7.1f} s   exit {rc}   {detail}")
         for line in summary:
             print(f"    summary: {line}")
     today_wall, hw_wall = results[0][1], results[1][1]
