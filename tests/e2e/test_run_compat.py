@@ -1,0 +1,169 @@
+"""adt_compat against the real testdesc of autopkgtest 5.28 and 6.0, and its pure parts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopkgtest_hw import adt_compat
+from autopkgtest_hw.adt_compat import AdtCompatError, hardware_verdict, locate
+from autopkgtest_hw.inventory import Inventory
+
+from .run_helpers import POCL_CPU, TESLA_T4, write_inventory
+
+NO_INVENTORY = "testbed advertises no hardware inventory (run it through autopkgtest-virt-hwgpu)"
+
+#: Runs in a fresh interpreter: install the check into the given autopkgtest's
+#: testdesc and call Test.check_testbed_compat as parse_debian_source does.
+PROBE = """
+import json, sys
+from autopkgtest_hw import adt_compat
+at = adt_compat.locate(sys.argv[1] or None)
+adt_compat.install(at)
+adt_compat.install(at)  # a second time changes nothing
+import testdesc
+out = {"version": at.version, "lib": str(at.lib_dir), "results": {}}
+caps = json.loads(sys.argv[2])
+for case in json.loads(sys.argv[3]):
+    name, restrictions, ignored = case
+    t = testdesc.Test(name, "debian/tests/" + name, None, set(restrictions), set(), [], [])
+    try:
+        t.check_testbed_compat(caps, ignored)
+        out["results"][name] = "RUN"
+    except testdesc.Unsupported as u:
+        out["results"][name] = "SKIP " + u.message
+print(json.dumps(out))
+"""
+
+
+def probe(
+    program: Path | None, caps: list[str], cases: list[tuple[str, list[str], list[str]]]
+) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(program or ""), json.dumps(caps), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def caps_of(tmp_path: Path, devices: list[dict[str, object]]) -> list[str]:
+    inventory = Inventory.load(str(write_inventory(tmp_path / "inv.json", devices)))
+    return ["root-on-testbed", *inventory.to_capabilities(), "has_internet"]
+
+
+def test_the_real_testdesc_judges_needs_hw(
+    tmp_path: Path, autopkgtest_program: Path | None
+) -> None:
+    caps = caps_of(tmp_path, [POCL_CPU, TESLA_T4])
+    out = probe(
+        autopkgtest_program,
+        caps,
+        [
+            ("t4", ["needs-hw:cuda:cc>=7.0"], []),
+            ("h100", ["needs-hw:cuda:cc>=9.0"], []),
+            ("ignored", ["needs-hw:cuda:cc>=9.0"], ["needs-hw:cuda:cc>=9.0"]),
+            ("with-root", ["needs-hw:cuda", "needs-root"], []),
+            ("with-reboot", ["needs-hw:cuda", "needs-reboot"], []),
+            ("with-unknown", ["needs-hw:cuda", "explodes-spontaneously"], []),
+            ("plain", [], []),
+        ],
+    )
+    expected_version = "6.0" if autopkgtest_program else None
+    if expected_version:
+        assert out["version"] == expected_version
+    r = out["results"]
+    assert r["t4"] == "RUN"
+    assert r["h100"].startswith("SKIP needs-hw:cuda:cc>=9.0 not satisfied: testbed has 1 CUDA")
+    assert r["ignored"] == "RUN"
+    assert r["with-root"] == "RUN"
+    assert r["with-reboot"] == (
+        'SKIP Test restriction "needs-reboot" requires testbed capability "reboot"'
+    )
+    assert r["with-unknown"] == "SKIP unknown restriction explodes-spontaneously"
+    assert r["plain"] == "RUN"
+
+
+def test_verdict_invalid_comes_before_missing_inventory() -> None:
+    reason, ok = hardware_verdict(["needs-hw:cuda", "needs-hw:cuda:cc=>8"], ["root-on-testbed"])
+    assert reason is not None and reason.startswith("invalid hardware spec 'needs-hw:cuda:cc=>8'")
+    assert ok == []
+
+
+def test_verdict_without_inventory_names_every_spec() -> None:
+    reason, _ = hardware_verdict(["needs-hw:cuda", "needs-hw:rocm"], ["has_internet"])
+    assert reason == f"needs-hw:cuda, needs-hw:rocm: {NO_INVENTORY}"
+
+
+def test_verdict_lists_every_unsatisfied_spec(tmp_path: Path) -> None:
+    caps = caps_of(tmp_path, [POCL_CPU])
+    reason, _ = hardware_verdict(
+        ["needs-hw:cuda", "needs-hw:opencl:type=cpu", "needs-hw:rocm"], caps
+    )
+    assert reason == (
+        "needs-hw:cuda not satisfied: testbed has no CUDA device; "
+        "needs-hw:rocm not satisfied: testbed has no ROCm device"
+    )
+
+
+def test_verdict_satisfied_gives_the_messages(tmp_path: Path) -> None:
+    reason, ok = hardware_verdict(["needs-hw:opencl:type=cpu"], caps_of(tmp_path, [POCL_CPU]))
+    assert reason is None
+    assert ok == [
+        "needs-hw:opencl:type=cpu satisfied: 1 OpenCL device fits (pthread-AMD EPYC 7B13, type cpu)"
+    ]
+
+
+def test_verdict_malformed_capability() -> None:
+    reason, _ = hardware_verdict(["needs-hw:cuda"], ["hw-device=%7Bnot-json"])
+    assert reason is not None
+    assert reason.startswith("needs-hw:cuda: testbed advertises a malformed inventory: ")
+
+
+def test_locate_a_checkout_uses_its_lib_and_changelog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for sub in ("runner", "virt", "lib", "debian"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "runner/autopkgtest").write_text("")
+    (tmp_path / "lib/testdesc.py").write_text("")
+    (tmp_path / "debian/changelog").write_text("autopkgtest (6.1~exp1) experimental; urgency=low\n")
+    monkeypatch.setenv(adt_compat.ENV_AUTOPKGTEST, str(tmp_path / "runner/autopkgtest"))
+    at = locate()
+    assert at.lib_dir == tmp_path / "lib"
+    assert at.version == "6.1~exp1"
+    (tmp_path / "virt").rmdir()  # not a checkout: the program uses the installed library
+    assert locate().lib_dir == adt_compat.SYSTEM_LIB
+
+
+def test_locate_the_system_autopkgtest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(adt_compat.ENV_AUTOPKGTEST, raising=False)
+    at = locate()
+    assert at.lib_dir == adt_compat.SYSTEM_LIB
+    assert (
+        at.version
+        == subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "autopkgtest"], capture_output=True, text=True
+        ).stdout
+    )
+
+
+def test_locate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AdtCompatError, match="does not exist"):
+        locate(str(tmp_path / "nope"))
+    (tmp_path / "virt").mkdir()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/autopkgtest").write_text("")
+    with pytest.raises(AdtCompatError, match=r"no testdesc\.py in its library directory"):
+        locate(str(tmp_path / "bin/autopkgtest"))
+    monkeypatch.delenv(adt_compat.ENV_AUTOPKGTEST, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(AdtCompatError, match="autopkgtest not found on PATH"):
+        locate()
