@@ -56,6 +56,7 @@ def make_package(parent: Path, tests: dict[str, str], restrictions: str = "") ->
         "vsdemo (1.0) unstable; urgency=medium\n\n  * Test.\n\n"
         " -- Test <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n"
     )
+    (src / "debian" / "files").write_text("")  # a built tree: nothing to build or unpack
     stanzas = []
     for name, script in tests.items():
         path = src / "debian" / "tests" / name
