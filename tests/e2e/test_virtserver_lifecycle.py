@@ -7,82 +7,36 @@ status, no process left, the testbed's scratch directory gone, the lock free.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 
 from autopkgtest_hw.allocate import lock_name
 
 from .vs_support import (
+    GONE_WITHIN,
     HAVE_AUTOPKGTEST,
     HWGPU,
     IS_ROOT,
+    Server,
     autopkgtest,
-    env,
     fake_nvidia,
+    lock_is_free,
     make_char_device,
     make_package,
+    opened,
+    process_gone,
     save_inventory,
 )
 
 pytestmark = pytest.mark.skipif(
     not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, null testbed)"
 )
-
-#: Generous bound for a process that was told to go to actually be gone.
-GONE_WITHIN = 60.0
-
-
-class Server:
-    """autopkgtest-virt-hwgpu under our control, speaking the protocol."""
-
-    def __init__(self, args: list[str], stderr: Path) -> None:
-        self.stderr_path = stderr
-        self._err = open(stderr, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [str(HWGPU), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            env=env(),
-        )
-
-    def line(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline().decode().rstrip("\n")
-
-    def cmd(self, command: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command.encode() + b"\n")
-        self.proc.stdin.flush()
-        return self.line()
-
-    def inner_pid(self) -> int:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        [pid] = children.split()
-        return int(pid)
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        self._err.close()
 
 
 @pytest.fixture
@@ -105,38 +59,6 @@ def start(servers: list[Server], tmp_path: Path, *args: str) -> Server:
     s = Server(list(args), tmp_path / f"stderr{len(servers)}")
     servers.append(s)
     return s
-
-
-def process_gone(pid: int) -> bool:
-    deadline = time.monotonic() + GONE_WITHIN
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-                return True  # exited; only its parent's wait is missing
-        except OSError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def lock_is_free(path: str) -> bool:
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-
-def opened(s: Server) -> str:
-    assert s.line() == "ok"  # the banner comes first
-    reply = s.cmd("open").split()
-    assert reply[0] == "ok", s.stderr
-    return unquote(reply[1])
 
 
 def test_quit_ends_everything_with_status_0(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -9,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -124,20 +127,21 @@ class Run:
         return Inventory.from_capabilities(words)
 
 
-def autopkgtest(src: Path, out: Path, virt: list[str], *extra: str, timeout: int = 600) -> Run:
-    """The real autopkgtest (with --debug so the capabilities are logged)."""
+def autopkgtest(
+    src: Path,
+    out: Path,
+    virt: list[str],
+    *extra: str,
+    timeout: int = 600,
+    program: Path | None = None,
+) -> Run:
+    """The real autopkgtest (with --debug so the capabilities are logged).
+
+    ``program`` is another autopkgtest (6.0 laid out as a checkout); default the system's.
+    """
+    argv = [str(program) if program else "autopkgtest", "--debug", "--no-built-binaries"]
     proc = subprocess.run(
-        [
-            "autopkgtest",
-            "--debug",
-            "--no-built-binaries",
-            *extra,
-            str(src),
-            "--output-dir",
-            str(out),
-            "--",
-            *virt,
-        ],
+        [*argv, *extra, str(src), "--output-dir", str(out), "--", *virt],
         capture_output=True,
         text=True,
         env=env(),
@@ -150,3 +154,83 @@ def autopkgtest(src: Path, out: Path, virt: list[str], *extra: str, timeout: int
             name, _, result = line.partition(" ")
             summary[name] = result.strip()
     return Run(proc.returncode, proc.stdout, proc.stderr, summary)
+
+
+#: Generous bound for a process that was told to go to actually be gone.
+GONE_WITHIN = 60.0
+
+
+class Server:
+    """autopkgtest-virt-hwgpu under our control, speaking the protocol."""
+
+    def __init__(self, args: list[str], stderr: Path) -> None:
+        self.stderr_path = stderr
+        self._err = open(stderr, "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [str(HWGPU), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            env=env(),
+        )
+
+    def line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().decode().rstrip("\n")
+
+    def cmd(self, command: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        self.proc.stdin.flush()
+        return self.line()
+
+    def inner_pid(self) -> int:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        [pid] = children.split()
+        return int(pid)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._err.close()
+
+
+def process_gone(pid: int) -> bool:
+    deadline = time.monotonic() + GONE_WITHIN
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                return True  # exited; only its parent's wait is missing
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def lock_is_free(path: str) -> bool:
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def opened(s: Server) -> str:
+    assert s.line() == "ok"  # the banner comes first
+    reply = s.cmd("open").split()
+    assert reply[0] == "ok", s.stderr
+    return unquote(reply[1])
