@@ -22,7 +22,8 @@ rm -rf "$outdir"
 PATH="$PWD/.venv/bin:$PATH"
 export PATH
 set +e
-autopkgtest-hw run examples/hwdemo --output-dir "$outdir" \
+# The tarball has no apt lists: update them before installing test deps.
+autopkgtest-hw run --setup-commands='apt-get update -q' examples/hwdemo --output-dir "$outdir" \
     -- hwgpu unshare --tarball "$tarball"
 rc=$?
 set -e
