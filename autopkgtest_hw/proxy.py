@@ -55,10 +55,10 @@ class Interrupted(BaseException):
 
 def describe_status(returncode: int | None) -> str:
     if returncode is None:
-        return "still running"
+        return "is still running"
     if returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
-    return f"exit status {returncode}"
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with status {returncode}"
 
 
 def crash_exit_code(returncode: int | None) -> int:
@@ -109,7 +109,7 @@ class InnerServer:
     def read_line(self, while_doing: str) -> str:
         raw = self.stdout.readline()
         if not raw.endswith(b"\n"):
-            raise InnerDied(self._reap(), while_doing)
+            raise InnerDied(self.reap(), while_doing)
         return raw.decode("utf-8", "surrogateescape").rstrip("\n")
 
     def send(self, line: str, while_doing: str) -> None:
@@ -117,7 +117,7 @@ class InnerServer:
             self.stdin.write(line.encode("utf-8", "surrogateescape") + b"\n")
             self.stdin.flush()
         except (BrokenPipeError, ValueError):
-            raise InnerDied(self._reap(), while_doing) from None
+            raise InnerDied(self.reap(), while_doing) from None
 
     def request(self, line: str) -> str:
         """Send one command line and return its one reply line."""
@@ -125,7 +125,7 @@ class InnerServer:
         self.send(line, what)
         return self.read_line(what)
 
-    def _reap(self) -> int | None:
+    def reap(self) -> int | None:
         try:
             return self.proc.wait(timeout=TERM_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -180,7 +180,7 @@ class Proxy:
         """Wait for the inner server's banner; the caller then prints ours."""
         banner = self.inner.read_line("starting up")
         if banner.split()[:1] != ["ok"]:
-            raise InnerDied(self.inner.proc.poll(), f"starting up (banner {banner!r})")
+            raise InnerDied(self.inner.reap(), f"starting up (banner {banner!r})")
 
     def write(self, line: str) -> None:
         self.stdout.write(line.encode("utf-8", "surrogateescape") + b"\n")

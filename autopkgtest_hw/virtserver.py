@@ -361,7 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return proxy.serve()
         except InnerDied as exc:
             ignore_signals()
-            log.error(f"{inner.name} {exc.while_doing}: it {describe_status(exc.returncode)}")
+            log.error(
+                f"{inner.name} died while {exc.while_doing}: it {describe_status(exc.returncode)}"
+            )
             inner.shutdown(timeout=0)
             return crash_exit_code(exc.returncode)
     except Interrupted as exc:
