@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""What autopkgtest-virt-hwgpu costs: a tiny package through autopkgtest, with and without it.
+
+Runs ``autopkgtest PKG -- null`` and ``-- hwgpu null`` alternately (and the same for
+unshare when the bookworm tarball of the tests exists), N times each, and prints
+the median wall time of each and the ratio.  Run as root from the checkout:
+
+    .venv/bin/python bench/bench_virtserver.py -n 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.vs_support import env, make_package  # noqa: E402
+
+
+def tarball() -> Path | None:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    arch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    path = base / "autopkgtest-hw" / f"bookworm-{arch}.tar"
+    return path if path.is_file() else None
+
+
+def one_run(src: Path, out: Path, virt: list[str]) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["autopkgtest", str(src), "--output-dir", str(out), "--", *virt],
+        capture_output=True,
+        text=True,
+        env=env(),
+        check=False,
+    )
+    took = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(
+            f"autopkgtest -- {' '.join(virt)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+    return took
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--runs", type=int, default=5, help="runs of each (default 5)")
+    parser.add_argument(
+        "--no-unshare", action="store_true", help="skip the unshare pair even if a tarball exists"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        src = make_package(tmpdir, {"smoke": "echo hello"})
+        locks = str(tmpdir / "locks")
+        pairs = [("null", ["null"], ["hwgpu", "--lock-dir", locks, "null"])]
+        tar = None if args.no_unshare else tarball()
+        if tar is not None:
+            inner = ["unshare", "--tarball", str(tar)]
+            pairs.append(("unshare", inner, ["hwgpu", "--lock-dir", locks, *inner]))
+        print(f"{args.runs} runs each, alternating; tiny package, one test")
+        print(f"{'testbed':10} {'plain median':>13} {'hwgpu median':>13} {'ratio':>7} {'extra':>8}")
+        for name, plain, wrapped in pairs:
+            times: dict[str, list[float]] = {"plain": [], "hwgpu": []}
+            for i in range(args.runs):
+                for kind, virt in (("plain", plain), ("hwgpu", wrapped)):
+                    times[kind].append(one_run(src, tmpdir / f"out-{name}-{kind}-{i}", virt))
+            a = statistics.median(times["plain"])
+            b = statistics.median(times["hwgpu"])
+            print(f"{name:10} {a:12.2f}s {b:12.2f}s {b / a:7.2f} {b - a:+7.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
