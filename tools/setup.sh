@@ -13,6 +13,7 @@ APT_PACKAGES="
     umockdev gir1.2-umockdev-1.0 pocl-opencl-icd ocl-icd-libopencl1 clinfo
     gcc libc6-dev build-essential debhelper dh-python pybuild-plugin-pyproject
     python3-all python3-setuptools python3-pytest help2man lintian devscripts
+    python3-argparse-manpage
     fakeroot dpkg-dev zstd ca-certificates
 "
 
