@@ -132,6 +132,7 @@ def test_files_in_the_package(extracted: Path) -> None:
         "usr/share/doc/autopkgtest-hw/copyright",
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/debian/tests/control",
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/hwdemo-vadd",
+        "usr/share/doc/autopkgtest-hw/examples/workstation.json",
     ):
         assert (extracted / path).is_file(), path
     for cmd in COMMANDS:
@@ -297,6 +298,11 @@ def test_installed_package_runs_the_example(built: Built, tmp_path: Path) -> Non
                 check=True,
                 capture_output=True,
             )
+
+
+def test_own_tests_lint_clean() -> None:
+    """debian/tests/control's needs-hw: restriction is one autopkgtest-hw accepts."""
+    assert cli.main(["lint", str(ROOT)]) == 0
 
 
 def test_build_script_rejects_bad_usage() -> None:
