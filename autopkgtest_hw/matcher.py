@@ -136,7 +136,7 @@ def _match_alternative(
             return True, f"{subject} has {_count(0, cls_name)}", devices, False
         verb = "fits" if n == 1 else "fit"
         return True, f"{_count(n, cls_name)} {verb} ({_list(fitting, alt)})", devices, False
-    return False, _explain(alt, in_class, fitting, count_c, subject), (), False
+    return False, _explain(alt, inv, in_class, fitting, count_c, subject), (), False
 
 
 def _candidates(alt: Alternative, inv: Inventory) -> list[_Candidate]:
@@ -223,8 +223,30 @@ def _count(n: int, cls_name: str) -> str:
     return f"{n} {cls_name} device{'s' if n != 1 else ''}"
 
 
+#: The detectors whose absence can explain a missing device of a class.
+CLASS_SOURCES = {
+    "gpu": ("udev",),
+    "cuda": ("nvml",),
+    "rocm": ("udev",),
+    "opencl": ("opencl",),
+    "sycl": ("udev",),
+    "vulkan": ("udev",),
+}
+
+
+def _unavailable_sources(alt: Alternative, inventory: Inventory) -> str:
+    """`` (nvml detector unavailable: NVML Shared Library Not Found)`` or nothing."""
+    notes = [
+        f"{r.name} detector {r.status}: {r.detail}" if r.detail else f"{r.name} detector {r.status}"
+        for r in inventory.detectors
+        if r.name in CLASS_SOURCES.get(alt.device_class, ()) and r.status != "ok"
+    ]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def _explain(
     alt: Alternative,
+    inventory: Inventory,
     in_class: list[_Candidate],
     fitting: list[_Candidate],
     count_c: Constraint | None,
@@ -236,9 +258,9 @@ def _explain(
     if alt.device_class == "opencl" and not in_class:
         tc = alt.constraint("type")
         kinds = "/".join(tc.values) if tc else "GPU or accelerator"
-        return f"{subject} has no OpenCL {kinds} device"
+        return f"{subject} has no OpenCL {kinds} device{_unavailable_sources(alt, inventory)}"
     if not in_class:
-        return f"{subject} has {_count(0, cls_name)}"
+        return f"{subject} has {_count(0, cls_name)}{_unavailable_sources(alt, inventory)}"
     text = f"{subject} has {_count(len(in_class), cls_name)} ({_list(in_class, alt)})"
     if count_c is not None and len(fitting) and len(fitting) != len(in_class):
         text += f", {len(fitting)} of them fitting"

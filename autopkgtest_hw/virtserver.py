@@ -335,6 +335,7 @@ def _prepare(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    log.setup(PROG)  # usage errors already carry this program's name
     parser = build_parser()
     args = parser.parse_args(argv)
     log.setup(PROG, args.debug)

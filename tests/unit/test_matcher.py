@@ -195,3 +195,19 @@ def test_satisfied_verdict_names_the_devices():
 def test_cpu_reason():
     verdict = match(parse("cpu:cores>=8:mem>=32G"), inv())
     assert verdict.detail == "machine has AMD EPYC 7B13, cores 2, mem 24G"
+
+
+def test_reason_names_an_unavailable_detector():
+    from autopkgtest_hw.inventory import DetectorReport
+
+    reports = (
+        DetectorReport("nvml", "unavailable", "NVML Shared Library Not Found"),
+        DetectorReport("opencl", "ok", "1 device on 1 platform", 1),
+    )
+    machine = Inventory(cpu=CPU, devices=(POCL,), detectors=reports)
+    assert match(parse("cuda"), machine).detail == (
+        "machine has no CUDA device (nvml detector unavailable: NVML Shared Library Not Found)"
+    )
+    assert match(parse("opencl"), machine).detail == (
+        "machine has no OpenCL GPU or accelerator device"
+    )
