@@ -104,12 +104,6 @@ def match(
     return Verdict(name, False, "; ".join(dict.fromkeys(details)), unknown_key=unknown)
 
 
-def match_all(
-    specs: list[tuple[str, Spec]], inventory: Inventory, subject: str = "machine"
-) -> list[Verdict]:
-    return [match(s, inventory, label=label, subject=subject) for label, s in specs]
-
-
 def _match_alternative(
     alt: Alternative, inv: Inventory, subject: str
 ) -> tuple[bool, str, tuple[Device, ...], bool]:
@@ -274,28 +268,23 @@ def _list(cands: list[_Candidate], alt: Alternative) -> str:
 
 
 def _describe_device(d: Device, alt: Alternative) -> str:
-    parts = [d.label]
-    keys = [c.key for c in alt.constraints if not c.feature and c.key not in ("count", "model")]
-    for key in dict.fromkeys(keys):
-        value = _Candidate(d, None).get(key)
-        parts.append(f"{key} {_show(key, value)}")
-    for c in alt.constraints:
-        if c.feature:
-            have = c.values[0] in _Candidate(d, None).features()
-            parts.append(f"{'has' if have else 'no'} {c.values[0]}")
-    return ", ".join(parts)
+    return _describe(_Candidate(d, None), d.label, alt, ("has", "no"))
 
 
 def _describe_cpu(cpu: Cpu | None, alt: Alternative) -> str:
     cpu = cpu or Cpu()
-    parts = [cpu.model or "a CPU"]
-    cand = _Candidate(None, cpu)
+    return _describe(_Candidate(None, cpu), cpu.model or "a CPU", alt, ("with", "without"))
+
+
+def _describe(cand: _Candidate, name: str, alt: Alternative, words: tuple[str, str]) -> str:
+    """``name, key value..., has/no feature...``: the facts the alternative asked about."""
+    parts = [name]
     keys = [c.key for c in alt.constraints if not c.feature and c.key not in ("count", "model")]
-    for key in dict.fromkeys(keys):
-        parts.append(f"{key} {_show(key, cand.get(key))}")
+    parts += [f"{key} {_show(key, cand.get(key))}" for key in dict.fromkeys(keys)]
+    features = cand.features()
     for c in alt.constraints:
         if c.feature:
-            parts.append(f"{'with' if c.values[0] in cand.features() else 'without'} {c.values[0]}")
+            parts.append(f"{words[0] if c.values[0] in features else words[1]} {c.values[0]}")
     return ", ".join(parts)
 
 

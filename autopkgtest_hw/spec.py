@@ -135,15 +135,11 @@ class Spec:
         return self.text
 
 
-def strip_prefix(text: str) -> str:
-    return text[len(NEEDS_HW_PREFIX) :] if text.startswith(NEEDS_HW_PREFIX) else text
-
-
 def parse(text: str) -> Spec:
     """Parse one spec (``needs-hw:`` prefix allowed); raise SpecError if invalid."""
     if not isinstance(text, str):
         raise SpecError(repr(text), "a spec is a string", repr(text), 0)
-    spec_text = strip_prefix(text)
+    spec_text = text.removeprefix(NEEDS_HW_PREFIX)
     offset = len(text) - len(spec_text)
     if not spec_text:
         raise SpecError(text, "empty spec", "", offset, "cpu")
