@@ -21,13 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import matcher, spec
+from .hardware import normalise_address
 from .inventory import Device, Inventory
 
 DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
 POLL_INTERVAL = 0.2
-
-_PCI_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-_PCI_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 
 class AllocationError(RuntimeError):
@@ -68,9 +66,9 @@ def _select_one(inventory: Inventory, devices: list[Device], sel: str) -> list[i
         if any(d.index is not None for d in devices):
             return []
         return [n] if n < len(devices) else []
-    if _PCI_FULL.match(low) or _PCI_SHORT.match(low):
-        full = low if _PCI_FULL.match(low) else f"0000:{low}"
-        return [i for i, d in enumerate(devices) if (d.pci_address or "").lower() == full]
+    address = normalise_address(sel)
+    if address is not None:
+        return [i for i, d in enumerate(devices) if (d.pci_address or "").lower() == address]
     by_uuid = [i for i, d in enumerate(devices) if d.uuid and _same_uuid(d.uuid, sel)]
     if by_uuid:
         return by_uuid

@@ -20,11 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-SCHEMA_VERSION = 1
+from . import classes as hw_classes
 
-#: Device classes of the spec language, in the order they are listed.
-DEVICE_CLASSES = ("gpu", "cuda", "rocm", "opencl", "sycl", "vulkan")
-ALL_CLASSES = ("cpu", *DEVICE_CLASSES)
+SCHEMA_VERSION = 1
 
 CAP_CLASS_PREFIX = "hw:"
 CAP_DEVICE_PREFIX = "hw-device="
@@ -133,7 +131,7 @@ class Inventory:
     def classes(self) -> tuple[str, ...]:
         """Every class this inventory satisfies (``cpu`` always)."""
         present = {c for d in self.devices for c in d.classes}
-        return ("cpu", *(c for c in DEVICE_CLASSES if c in present))
+        return tuple(c.name for c in hw_classes.CLASSES if c.is_machine or c.name in present)
 
     # -- JSON ---------------------------------------------------------------
 
@@ -190,7 +188,7 @@ class Inventory:
     # -- virt-server capabilities ------------------------------------------
 
     def to_capabilities(self) -> list[str]:
-        caps = [CAP_CLASS_PREFIX + c for c in self.classes() if c != "cpu"]
+        caps = [CAP_CLASS_PREFIX + c for c in self.classes() if c in hw_classes.DEVICE_CLASSES]
         caps += [CAP_DEVICE_PREFIX + _quote_json(d.to_dict()) for d in self.devices]
         caps.append(CAP_CPU_PREFIX + _quote_json(self.cpu.to_dict()))
         return caps

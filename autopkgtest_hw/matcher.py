@@ -13,19 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import classes as hw
 from .inventory import Cpu, Device, Inventory
 from .spec import Alternative, Constraint, Spec, parse_size, parse_version
-
-CLASS_NAMES = {
-    "cpu": "CPU",
-    "gpu": "GPU",
-    "cuda": "CUDA",
-    "rocm": "ROCm",
-    "opencl": "OpenCL",
-    "sycl": "SYCL",
-    "vulkan": "Vulkan",
-}
-DEFAULT_OPENCL_TYPES = ("gpu", "accelerator")
 
 
 @dataclass(frozen=True)
@@ -50,28 +40,8 @@ class _Candidate:
     cpu: Cpu | None
 
     def get(self, key: str) -> object:
-        if self.cpu is not None:
-            return {
-                "vendor": self.cpu.vendor,
-                "model": self.cpu.model,
-                "arch": self.cpu.arch,
-                "mem": self.cpu.memory,
-                "cores": self.cpu.cores,
-            }.get(key)
-        d = self.device
-        assert d is not None
-        return {
-            "vendor": d.vendor,
-            "model": d.model,
-            "pci": d.pci_id,
-            "mem": d.memory,
-            "driver": d.driver_version,
-            "arch": d.arch,
-            "cc": d.compute_capability,
-            "cuda": d.cuda_version,
-            "version": d.opencl_version,
-            "type": d.opencl_type,
-        }.get(key)
+        known = hw.KEYS.get(key)
+        return known.read(self.device, self.cpu) if known is not None else None
 
     def features(self) -> set[str]:
         if self.cpu is not None:
@@ -113,8 +83,8 @@ def _match_alternative(
         return (False, f"unknown key {keys} (a newer autopkgtest-hw may know it)", (), True)
 
     in_class = _candidates(alt, inv)
-    count_c = alt.constraint("count")
-    others = [c for c in alt.constraints if c.key != "count"]
+    count_c = alt.constraint(hw.COUNT)
+    others = [c for c in alt.constraints if c.key != hw.COUNT]
     fitting = [cand for cand in in_class if all(_holds(c, cand) for c in others)]
     n = len(fitting)
     if count_c is not None:
@@ -122,9 +92,10 @@ def _match_alternative(
     else:
         ok = n >= 1
     devices = tuple(c.device for c in fitting if c.device is not None)
-    cls_name = CLASS_NAMES[alt.device_class]
+    hw_class = hw.get(alt.device_class)
+    cls_name = hw_class.display
     if ok:
-        if alt.device_class == "cpu":
+        if hw_class.is_machine:
             return True, f"{subject} has {_describe_cpu(inv.cpu, alt)}", (), False
         if not n:
             return True, f"{subject} has {_count(0, cls_name)}", devices, False
@@ -134,18 +105,17 @@ def _match_alternative(
 
 
 def _candidates(alt: Alternative, inv: Inventory) -> list[_Candidate]:
-    if alt.device_class == "cpu":
+    if hw.get(alt.device_class).is_machine:
         return [_Candidate(None, inv.cpu)]
     devices = inv.of_class(alt.device_class)
-    if alt.device_class == "opencl":
-        tc = alt.constraint("type")
-        if tc is None:
-            wanted: tuple[str, ...] = DEFAULT_OPENCL_TYPES
-            devices = tuple(d for d in devices if (d.opencl_type or "") in wanted)
-        elif "any" in [v.lower() for v in tc.values] and tc.op == "=":
+    for key in hw.defaulted_keys(alt.device_class):
+        c = alt.constraint(key.name)
+        if c is None:
+            devices = tuple(d for d in devices if (key.read(d, None) or "") in key.default)
+        elif hw.ANY in [v.lower() for v in c.values] and c.op == "=":
             pass
         else:
-            devices = tuple(d for d in devices if _holds(tc, _Candidate(d, None)))
+            devices = tuple(d for d in devices if _holds(c, _Candidate(d, None)))
     return [_Candidate(d, None) for d in devices]
 
 
@@ -153,16 +123,17 @@ def _holds(c: Constraint, cand: _Candidate) -> bool:
     if c.feature:
         return c.values[0] in cand.features()
     actual = cand.get(c.key)
-    if c.key == "type" and any(v.lower() == "any" for v in c.values):
+    kind = hw.KEYS[c.key].kind
+    if kind == hw.CHOICE and any(v.lower() == hw.ANY for v in c.values):
         return c.op == "="
     if actual is None:
         return False
     conv: Callable[[str], Any]
-    if c.key in ("mem",):
+    if kind == hw.SIZE:
         conv = parse_size
-    elif c.key in ("count", "cores"):
+    elif kind == hw.INT:
         conv = int
-    elif c.key in ("cc", "cuda", "driver", "version"):
+    elif kind == hw.VERSION:
         conv = parse_version
         try:
             actual = parse_version(str(actual))
@@ -217,23 +188,12 @@ def _count(n: int, cls_name: str) -> str:
     return f"{n} {cls_name} device{'s' if n != 1 else ''}"
 
 
-#: The detectors whose absence can explain a missing device of a class.
-CLASS_SOURCES = {
-    "gpu": ("udev",),
-    "cuda": ("nvml",),
-    "rocm": ("udev",),
-    "opencl": ("opencl",),
-    "sycl": ("udev",),
-    "vulkan": ("udev",),
-}
-
-
 def _unavailable_sources(alt: Alternative, inventory: Inventory) -> str:
     """`` (nvml detector unavailable: NVML Shared Library Not Found)`` or nothing."""
     notes = [
         f"{r.name} detector {r.status}: {r.detail}" if r.detail else f"{r.name} detector {r.status}"
         for r in inventory.detectors
-        if r.name in CLASS_SOURCES.get(alt.device_class, ()) and r.status != "ok"
+        if r.name in hw.get(alt.device_class).detectors and r.status != "ok"
     ]
     return f" ({'; '.join(notes)})" if notes else ""
 
@@ -246,15 +206,18 @@ def _explain(
     count_c: Constraint | None,
     subject: str,
 ) -> str:
-    cls_name = CLASS_NAMES[alt.device_class]
-    if alt.device_class == "cpu":
+    hw_class = hw.get(alt.device_class)
+    cls_name = hw_class.display
+    if hw_class.is_machine:
         return f"{subject} has {_describe_cpu(in_class[0].cpu, alt)}"
-    if alt.device_class == "opencl" and not in_class:
-        tc = alt.constraint("type")
-        kinds = "/".join(tc.values) if tc else "GPU or accelerator"
-        return f"{subject} has no OpenCL {kinds} device{_unavailable_sources(alt, inventory)}"
     if not in_class:
-        return f"{subject} has {_count(0, cls_name)}{_unavailable_sources(alt, inventory)}"
+        unseen = _unavailable_sources(alt, inventory)
+        defaulted = hw.defaulted_keys(alt.device_class)
+        if defaulted:  # "no OpenCL GPU or accelerator device": say which kinds counted
+            c = alt.constraint(defaulted[0].name)
+            kinds = "/".join(c.values) if c else defaulted[0].default_text
+            return f"{subject} has no {cls_name} {kinds} device{unseen}"
+        return f"{subject} has {_count(0, cls_name)}{unseen}"
     text = f"{subject} has {_count(len(in_class), cls_name)} ({_list(in_class, alt)})"
     if count_c is not None and len(fitting) and len(fitting) != len(in_class):
         text += f", {len(fitting)} of them fitting"

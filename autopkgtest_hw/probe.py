@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo
+from .detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo, parse_memtotal
 from .inventory import Cpu
 
 #: Node states the script reports.
@@ -123,7 +123,7 @@ def parse(text: str) -> ProbeResult:
             current.append(line)
     cores = _first_int(sections.get("nproc", []))
     arch = _arch(sections.get("arch", []))
-    memory = _memtotal(sections.get("meminfo", []))
+    memory = parse_memtotal(sections.get("meminfo", []))
     info = parse_cpuinfo("\n".join(sections.get("cpuinfo", [])) + "\n\n")
     cpu = Cpu(
         arch=arch,
@@ -163,15 +163,6 @@ def _arch(lines: list[str]) -> str | None:
             return MACHINE_TO_DPKG.get(machine, machine.lower() or None)
         if line:
             return line
-    return None
-
-
-def _memtotal(lines: list[str]) -> int | None:
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
-            factor = 1024 if len(parts) > 2 and parts[2].lower() == "kb" else 1
-            return int(parts[1]) * factor
     return None
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .inventory import ALL_CLASSES
+from . import classes as hw
 
 NEEDS_HW_PREFIX = "needs-hw:"
 OPERATORS = (">=", "<=", "!=", "=", ">", "<")  # longest first
@@ -29,23 +29,6 @@ _ROCM_ARCH_RE = re.compile(r"^gfx[0-9a-f]{3,5}$")
 
 _SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
-GPU_CLASSES = frozenset({"gpu", "cuda", "rocm", "opencl", "sycl", "vulkan"})
-
-#: key -> (value type, classes it applies to)
-KEYS: dict[str, tuple[str, frozenset[str]]] = {
-    "vendor": ("string", frozenset(ALL_CLASSES)),
-    "model": ("string", frozenset(ALL_CLASSES)),
-    "pci": ("string", GPU_CLASSES),
-    "mem": ("size", frozenset(ALL_CLASSES)),
-    "count": ("int", frozenset(ALL_CLASSES)),
-    "driver": ("version", GPU_CLASSES),
-    "arch": ("string", frozenset({"cuda", "rocm", "cpu", "gpu"})),
-    "cc": ("version", frozenset({"cuda"})),
-    "cuda": ("version", frozenset({"cuda"})),
-    "version": ("version", frozenset({"opencl", "vulkan"})),
-    "type": ("type", frozenset({"opencl"})),
-    "cores": ("int", frozenset({"cpu"})),
-}
 #: Names people reach for that mean a known key.
 KEY_SYNONYMS = {
     "vram": "mem",
@@ -60,9 +43,6 @@ KEY_SYNONYMS = {
     "gpus": "count",
     "devices": "count",
 }
-OPENCL_TYPES = ("gpu", "cpu", "accelerator", "any")
-#: Classes whose bare words are feature flags (OpenCL extensions, CPU flags).
-FEATURE_CLASSES = frozenset({"opencl", "cpu"})
 
 
 class SpecError(ValueError):
@@ -165,13 +145,13 @@ def _parse_alternative(spec: str, alt_text: str, pos: int) -> Alternative:
         raise SpecError(spec, "empty alternative around '|'", "|", max(pos - 1, 0))
     parts = alt_text.split(":")
     cls = parts[0]
-    if cls not in ALL_CLASSES:
+    if cls not in hw.BY_NAME:
         raise SpecError(
             spec,
-            f"unknown class {cls!r} (classes: {', '.join(ALL_CLASSES)})",
+            f"unknown class {cls!r} (classes: {', '.join(hw.NAMES)})",
             cls,
             pos,
-            _closest(cls.lower(), ALL_CLASSES),
+            _closest(cls.lower(), hw.NAMES),
         )
     constraints = []
     seen_keys: set[str] = set()
@@ -221,26 +201,27 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
         raise SpecError(spec, f"character {bad!r} is not allowed in a value", value, vpos)
     if not _KEY_RE.match(key):
         raise SpecError(spec, f"malformed key {key!r}", key, pos)
-    if key not in KEYS:
-        near = KEY_SYNONYMS.get(key) or _closest(key, KEYS)
+    if key not in hw.KEYS:
+        near = KEY_SYNONYMS.get(key) or _closest(key, hw.KEYS)
         if near:
             raise SpecError(spec, f"unknown key {key!r}", key, pos, f"{near}{op}{value}")
         # A well-formed key a newer version may know: unsatisfiable, not an error.
         return Constraint(key, op, tuple(value.split("/")), part, unknown=True)
-    kind, classes = KEYS[key]
-    if cls not in classes:
-        applies = ", ".join(c for c in ALL_CLASSES if c in classes)
+    known = hw.KEYS[key]
+    kind = known.kind
+    if not known.applies(cls):
+        applies = ", ".join(known.classes)
         raise SpecError(
             spec, f"key {key!r} does not apply to class {cls!r} (only to {applies})", key, pos
         )
     values = tuple(value.split("/"))
     if len(values) > 1 and op not in ("=", "!="):
         raise SpecError(spec, f"'/' alternatives need '=' or '!=', not {op!r}", part, pos + op_at)
-    if op in ORDERING_OPS and kind in ("string", "type"):
+    if op in ORDERING_OPS and kind in (hw.STRING, hw.CHOICE):
         hint = _ordering_hint(key, value, op)
         raise SpecError(spec, f"key {key!r} cannot be compared with {op!r}", part, pos, hint)
     for v in values:
-        _check_value(spec, key, kind, v, op, vpos)
+        _check_value(spec, known, v, vpos)
     return Constraint(key, op, values, part)
 
 
@@ -249,21 +230,22 @@ def _parse_word(spec: str, cls: str, word: str, pos: int) -> Constraint:
         bad = next((ch for ch in word if not _VALUE_RE.match(ch) or ch in "/*"), word[0])
         raise SpecError(spec, f"character {bad!r} is not allowed in {word!r}", word, pos)
     lower = word.lower()
+    hw_class = hw.get(cls)
     if _CUDA_ARCH_RE.match(lower):
-        if cls not in ("cuda", "gpu"):
+        if hw.CUDA_ARCH not in hw_class.arch_words:
             raise SpecError(
                 spec, f"{word!r} is a CUDA architecture; it needs class cuda", word, pos
             )
         return Constraint("arch", "=", (lower,), word)
     if _ROCM_ARCH_RE.match(lower):
-        if cls not in ("rocm", "gpu"):
+        if hw.ROCM_ARCH not in hw_class.arch_words:
             raise SpecError(spec, f"{word!r} is a ROCm gfx target; it needs class rocm", word, pos)
         return Constraint("arch", "=", (lower,), word)
-    if cls in FEATURE_CLASSES:
+    if hw_class.features:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", word):
             raise SpecError(spec, f"malformed feature flag {word!r}", word, pos)
         return Constraint("feature", "=", (lower,), word, feature=True)
-    near = _closest(lower, KEYS)
+    near = _closest(lower, hw.KEYS)
     hint = f"{near}=..." if near else None
     raise SpecError(
         spec,
@@ -274,27 +256,28 @@ def _parse_word(spec: str, cls: str, word: str, pos: int) -> Constraint:
     )
 
 
-def _check_value(spec: str, key: str, kind: str, value: str, op: str, pos: int) -> None:
-    if "*" in value and kind != "string":
+def _check_value(spec: str, known: hw.Key, value: str, pos: int) -> None:
+    key, kind = known.name, known.kind
+    if "*" in value and kind != hw.STRING:
         raise SpecError(spec, f"'*' globs only work for text keys, not {key}", value, pos)
-    if kind == "int":
+    if kind == hw.INT:
         if not _INT_RE.match(value):
             raise SpecError(spec, f"{key} needs a whole number, not {value!r}", value, pos)
-    elif kind == "version":
+    elif kind == hw.VERSION:
         if not _VERSION_RE.match(value):
             raise SpecError(spec, f"{key} needs a version like 8.0, not {value!r}", value, pos)
-    elif kind == "size":
+    elif kind == hw.SIZE:
         if _INT_RE.match(value):
             raise SpecError(spec, f"{key} needs a unit (K, M, G or T)", value, pos, f"{value}G")
         if not _SIZE_RE.match(value):
             raise SpecError(spec, f"{key} needs a size like 16G, not {value!r}", value, pos)
-    elif kind == "type" and value.lower() not in OPENCL_TYPES:
+    elif kind == hw.CHOICE and value.lower() not in known.choices:
         raise SpecError(
             spec,
-            f"type must be one of {', '.join(OPENCL_TYPES)}, not {value!r}",
+            f"{key} must be one of {', '.join(known.choices)}, not {value!r}",
             value,
             pos,
-            _closest(value.lower(), OPENCL_TYPES),
+            _closest(value.lower(), known.choices),
         )
 
 

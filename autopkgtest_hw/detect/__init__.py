@@ -1,6 +1,7 @@
 """Hardware detection: one detector per source, merged into one Inventory.
 
-Detectors (each a module with ``NAME`` and ``detect()``):
+Detectors (each a module whose ``detect()`` registers itself with
+:func:`.base.detector`; importing this package imports them all):
 
 * ``cpu``: /proc/cpuinfo, /proc/meminfo, the CPUs this process may use, dpkg's architecture;
 * ``udev``: PCI GPUs, their DRM and NVIDIA nodes, /dev/kfd and KFD gfx targets (pyudev);
@@ -15,25 +16,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .. import log
 from ..inventory import Cpu, DetectorReport, Device, Inventory
-from . import cpu, nvml, opencl, udev
-from .base import UNAVAILABLE
+from . import cpu, nvml, opencl, udev  # noqa: F401  (they register themselves)
+from .base import UNAVAILABLE, registered
 from .merge import classify, merge
 
 #: Names in the order they run; the CPU first, then the PCI view the others merge into.
-DETECTORS = ("cpu", "udev", "nvml", "opencl")
+DETECTORS = tuple(d.name for d in registered())
 #: Comma-separated detector names to run when the caller names none.
 ENV_VAR = "AUTOPKGTEST_HW_DETECTORS"
-
-_DEVICE_DETECTORS: dict[str, Callable[[], tuple[list[Device], DetectorReport]]] = {
-    "udev": udev.detect,
-    "nvml": nvml.detect,
-    "opencl": opencl.detect,
-}
 
 
 def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
@@ -46,16 +41,17 @@ def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
     reports: list[DetectorReport] = []
     the_cpu = Cpu()
     groups: list[list[Device]] = []
-    for name in DETECTORS:
+    for detector in registered():
+        name = detector.name
         if name not in wanted:
             reports.append(DetectorReport(name, UNAVAILABLE, why_not))
             continue
         started = time.monotonic()
-        if name == "cpu":
-            the_cpu, report = cpu.detect()
-        else:
-            devices, report = _DEVICE_DETECTORS[name]()
-            groups.append(devices)
+        found, report = detector.run()
+        if isinstance(found, Cpu):
+            the_cpu = found
+        elif isinstance(found, list):
+            groups.append(found)
         took = (time.monotonic() - started) * 1000
         log.debug(f"detector {name}: {report.status} in {took:.0f} ms: {report.detail}")
         reports.append(report)

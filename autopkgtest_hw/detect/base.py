@@ -1,13 +1,20 @@
-"""What every detector shares: its result type and the guard that keeps it from raising."""
+"""What every detector shares: its result type, the guard that keeps it from raising, the registry.
+
+A detector module decorates its ``detect()`` with :func:`detector`: that
+registers it under its name and wraps it in the guard, so a detector is one
+function and ``autopkgtest_hw.detect`` runs whatever registered, in order.
+"""
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from .. import log
-from ..inventory import DetectorReport
+from ..inventory import DetectorReport, Device
 
 OK = "ok"
 UNAVAILABLE = "unavailable"
@@ -18,6 +25,58 @@ T = TypeVar("T")
 
 class Unavailable(Exception):
     """Raised inside a detector when its source is absent: the reason is the message."""
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A registered detector.
+
+    ``run`` never raises and returns the machine's :class:`~..inventory.Cpu`
+    or a list of devices, with the report.  ``trusted`` names the Device
+    fields where this detector's word wins when several know the same device.
+    """
+
+    name: str
+    order: int
+    run: Callable[[], tuple[object, DetectorReport]]
+    trusted: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, Detector] = {}
+
+
+def detector(
+    name: str, *, order: int, empty: Callable[[], T], trusted: tuple[str, ...] = ()
+) -> Callable[[Callable[[], tuple[T, DetectorReport]]], Callable[[], tuple[T, DetectorReport]]]:
+    """Register the decorated function as detector ``name``, run at ``order`` (lowest first).
+
+    The function may raise; the registered and returned function never does
+    (see :func:`guarded`); ``empty`` makes its result when it fails.
+    """
+
+    def register(
+        fn: Callable[[], tuple[T, DetectorReport]],
+    ) -> Callable[[], tuple[T, DetectorReport]]:
+        @functools.wraps(fn)
+        def detect() -> tuple[T, DetectorReport]:
+            return guarded(name, fn, empty())
+
+        if name in _REGISTRY:
+            raise ValueError(f"detector {name!r} registered twice")
+        _REGISTRY[name] = Detector(name, order, detect, trusted)
+        return detect
+
+    return register
+
+
+def no_devices() -> list[Device]:
+    """The result of a device detector that failed."""
+    return []
+
+
+def registered() -> tuple[Detector, ...]:
+    """Every registered detector, in the order they run."""
+    return tuple(sorted(_REGISTRY.values(), key=lambda d: (d.order, d.name)))
 
 
 def guarded(

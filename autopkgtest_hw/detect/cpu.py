@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 
 from ..inventory import Cpu, DetectorReport
-from .base import OK, guarded, plural
+from .base import OK, detector, plural
 
 NAME = "cpu"
 
@@ -48,12 +49,9 @@ _FLAG_FIELDS = ("flags", "features", "isa")
 _MODEL_FIELDS = ("model name", "cpu model", "cpu", "uarch", "hardware")
 
 
+@detector(NAME, order=0, empty=Cpu)
 def detect() -> tuple[Cpu, DetectorReport]:
-    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
-    return guarded(NAME, _detect, Cpu())
-
-
-def _detect() -> tuple[Cpu, DetectorReport]:
+    """The machine itself; it runs first (see :func:`~.base.detector` for the guard)."""
     with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
         info = parse_cpuinfo(f.read())
     memory = read_memtotal("/proc/meminfo")
@@ -105,13 +103,18 @@ def read_memtotal(path: str) -> int | None:
     """System RAM in bytes from a ``/proc/meminfo``-style file; None if absent."""
     try:
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    value, *unit = line.split()[1:]
-                    factor = 1024 if unit and unit[0].lower() == "kb" else 1
-                    return int(value) * factor
+            return parse_memtotal(f)
     except OSError:
         return None
+
+
+def parse_memtotal(lines: Iterable[str]) -> int | None:
+    """Bytes from the ``MemTotal:  24683656 kB`` line of meminfo text; None if none reads."""
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
+            factor = 1024 if len(parts) > 2 and parts[2].lower() == "kb" else 1
+            return int(parts[1]) * factor
     return None
 
 

@@ -6,8 +6,9 @@ import glob
 import os
 from dataclasses import dataclass
 
+from ..hardware import address_from_devfn
+
 TOPOLOGY = "/sys/class/kfd/kfd/topology/nodes"
-KFD_NODE = "/dev/kfd"
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,8 @@ def read_topology(root: str = TOPOLOGY) -> list[KfdNode]:
         minor = props.get("drm_render_minor")
         location = props.get("location_id")
         address = None
-        if location:
-            domain = props.get("domain", 0)
-            address = (
-                f"{domain:04x}:{location >> 8:02x}:{(location >> 3) & 0x1F:02x}.{location & 7:x}"
-            )
+        if location:  # (bus << 8) | devfn
+            address = address_from_devfn(props.get("domain", 0), location >> 8, location & 0xFF)
         nodes.append(
             KfdNode(
                 node=os.path.basename(os.path.dirname(path)),

@@ -6,25 +6,11 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..inventory import DEVICE_CLASSES, Device
-from .pci import ACCELERATOR_CLASS, DISPLAY_CLASS, base_class
+from .. import classes as hw
+from ..inventory import Device
+from .base import registered
 
-#: For each field, the detector whose word wins when several know it.  NVML's
-#: names are marketing names ("NVIDIA H100 PCIe"); udev's database has chip
-#: names ("GH100 [H100 PCIe]").  The bound driver is udev's to tell.
-PRIORITY: dict[str, tuple[str, ...]] = {
-    "model": ("nvml", "udev", "opencl"),
-    "driver": ("udev", "nvml", "opencl"),
-    "memory": ("nvml", "udev", "opencl"),
-}
-DEFAULT_PRIORITY = ("udev", "nvml", "opencl")
 _UNION_FIELDS = ("device_nodes", "sources", "opencl_extensions")
-
-#: Drivers that hold a GPU away from the host (for passthrough): no ``gpu`` class.
-PASSTHROUGH_DRIVERS = frozenset({"vfio-pci", "pci-stub"})
-#: Kernel drivers with a Vulkan driver in Debian (Mesa's radv/anv/nvk, NVIDIA's).
-VULKAN_DRIVERS = frozenset({"amdgpu", "radeon", "i915", "xe", "nouveau", "nvidia"})
-SYCL_DRIVERS = frozenset({"i915", "xe"})
 
 
 def merge(groups: Sequence[Iterable[Device]]) -> list[Device]:
@@ -48,39 +34,25 @@ def merge(groups: Sequence[Iterable[Device]]) -> list[Device]:
 
 
 def classify(d: Device) -> Device:
-    return dataclasses.replace(d, classes=tuple(c for c in DEVICE_CLASSES if _has_class(d, c)))
+    """``d`` with every class it qualifies for (classes.py says how), in class order."""
+    found = tuple(c.name for c in hw.CLASSES if c.qualifies is not None and c.qualifies(d))
+    return dataclasses.replace(d, classes=found)
 
 
-def _has_class(d: Device, cls: str) -> bool:
-    usable_gpu = _is_pci_gpu(d) and d.driver is not None and d.driver not in PASSTHROUGH_DRIVERS
-    if cls == "gpu":
-        # NVML only sees GPUs that the nvidia driver drives.
-        return usable_gpu or "nvml" in d.sources
-    if cls == "cuda":
-        return "nvml" in d.sources
-    if cls == "rocm":
-        return (
-            d.vendor == "amd" and "/dev/kfd" in d.device_nodes and (d.arch or "").startswith("gfx")
-        )
-    if cls == "opencl":
-        return "opencl" in d.sources
-    if cls == "sycl":
-        return d.vendor == "intel" and d.driver in SYCL_DRIVERS
-    if cls == "vulkan":
-        return (usable_gpu or "nvml" in d.sources) and d.driver in VULKAN_DRIVERS
-    return False
+def priority(field: str) -> tuple[str, ...]:
+    """The detectors in the order their word wins for ``field``.
 
-
-def _is_pci_gpu(d: Device) -> bool:
-    if d.pci_class is None:
-        return False
-    return base_class(d.pci_class) in (DISPLAY_CLASS, ACCELERATOR_CLASS)
+    Those that declared the field ``trusted`` first, then the rest in run
+    order: NVML's names are marketing names ("NVIDIA H100 PCIe") where udev's
+    database has chip names ("GH100 [H100 PCIe]"); the bound driver is udev's.
+    """
+    return tuple(d.name for d in sorted(registered(), key=lambda d: field not in d.trusted))
 
 
 def _combine(parts: list[Device]) -> Device:
     if len(parts) == 1:
         return parts[0]
-    parts = sorted(parts, key=lambda p: _rank(p, DEFAULT_PRIORITY))  # the same result in any order
+    parts = sorted(parts, key=lambda p: _rank(p, priority("")))  # the same result in any order
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Device):
         if f.name == "classes":
@@ -88,7 +60,7 @@ def _combine(parts: list[Device]) -> Device:
         if f.name in _UNION_FIELDS:
             values[f.name] = tuple(dict.fromkeys(v for p in parts for v in getattr(p, f.name)))
             continue
-        order = PRIORITY.get(f.name, DEFAULT_PRIORITY)
+        order = priority(f.name)
         for p in sorted(parts, key=lambda p: _rank(p, order)):
             value = getattr(p, f.name)
             if value is not None:

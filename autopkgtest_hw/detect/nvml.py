@@ -5,23 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..hardware import NVIDIA_SHARED_NODES, normalise_address
 from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, guarded, plural
-from .pci import normalise_address
+from .base import OK, Unavailable, detector, no_devices, plural
 
 NAME = "nvml"
 
-#: Device nodes every CUDA process needs besides the GPU's own /dev/nvidiaN.
-NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
-
+#: NVML's names are marketing names ("NVIDIA H100 PCIe") and its memory is the usable total.
+@detector(NAME, order=20, empty=no_devices, trusted=("model", "memory"))
 def detect() -> tuple[list[Device], DetectorReport]:
-    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
-    nothing: list[Device] = []
-    return guarded(NAME, _detect, nothing)
-
-
-def _detect() -> tuple[list[Device], DetectorReport]:
     try:
         import pynvml
     except ImportError:

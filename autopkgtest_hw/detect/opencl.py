@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..hardware import PCI_VENDORS, address_from_devfn, address_from_parts, vendor_name
 from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, guarded, one_line, plural
-from .pci import PCI_VENDORS, address_from_parts, vendor_name
+from .base import OK, Unavailable, detector, no_devices, one_line, plural
 
 NAME = "opencl"
 
@@ -24,13 +24,8 @@ _VENDOR_WORDS = (
 )
 
 
+@detector(NAME, order=30, empty=no_devices)
 def detect() -> tuple[list[Device], DetectorReport]:
-    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
-    nothing: list[Device] = []
-    return guarded(NAME, _detect, nothing)
-
-
-def _detect() -> tuple[list[Device], DetectorReport]:
     try:
         import pyopencl as cl
     except ImportError:
@@ -115,7 +110,7 @@ def pci_address(cl: Any, d: Any, extensions: tuple[str, ...]) -> str | None:
         bus = _info(cl, d, "PCI_BUS_ID_NV")
         slot = _info(cl, d, "PCI_SLOT_ID_NV")  # (device << 3) | function
         if bus is not None and slot is not None:
-            return address_from_parts(int(domain or 0), int(bus), int(slot) >> 3, int(slot) & 7)
+            return address_from_devfn(int(domain or 0), int(bus), int(slot))
     if "cl_amd_device_attribute_query" in extensions:
         topo = _info(cl, d, "TOPOLOGY_AMD")
         if topo is not None:

@@ -11,11 +11,18 @@ import os
 import re
 from typing import Any
 
+from ..hardware import (
+    ACCELERATOR_CLASS,
+    DISPLAY_CLASS,
+    GPU_DRIVERS,
+    KFD_NODE,
+    NVIDIA_SHARED_NODES,
+    base_class,
+    vendor_name,
+)
 from ..inventory import DetectorReport, Device
 from . import kfd
-from .base import OK, Unavailable, guarded, plural
-from .nvml import NVIDIA_SHARED_NODES
-from .pci import ACCELERATOR_CLASS, DISPLAY_CLASS, GPU_DRIVERS, base_class, vendor_name
+from .base import OK, Unavailable, detector, no_devices, plural
 
 NAME = "udev"
 
@@ -23,13 +30,9 @@ _NVIDIA_INFO = "/proc/driver/nvidia/gpus/{}/information"
 _MINOR_RE = re.compile(r"^Device Minor:\s*(\d+)", re.MULTILINE)
 
 
+#: The bound driver is the kernel's word, which udev tells.
+@detector(NAME, order=10, empty=no_devices, trusted=("driver",))
 def detect() -> tuple[list[Device], DetectorReport]:
-    """Never raises: a missing source is ``unavailable``, anything else ``error``."""
-    nothing: list[Device] = []
-    return guarded(NAME, _detect, nothing)
-
-
-def _detect() -> tuple[list[Device], DetectorReport]:
     try:
         import pyudev
     except ImportError:
@@ -45,7 +48,7 @@ def _detect() -> tuple[list[Device], DetectorReport]:
     )
     drm = _drm_nodes(context)
     kfd_nodes = kfd.read_topology()
-    have_kfd = os.path.exists(kfd.KFD_NODE)
+    have_kfd = os.path.exists(KFD_NODE)
     nvidia = [str(d.sys_name) for d in gpus if _driver(d) == "nvidia"]
 
     devices = []
@@ -54,7 +57,7 @@ def _detect() -> tuple[list[Device], DetectorReport]:
         nodes = list(drm.get(address, ()))
         gfx = _gfx_for(address, nodes, kfd_nodes)
         if gfx is not None and have_kfd:
-            nodes.append(kfd.KFD_NODE)
+            nodes.append(KFD_NODE)
         if address in nvidia:
             nodes += _nvidia_nodes(address, nvidia.index(address))
         devices.append(_device(dev, gfx, tuple(nodes)))

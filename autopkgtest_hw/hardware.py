@@ -1,4 +1,9 @@
-"""PCI facts shared by the detectors: addresses, vendors, classes."""
+"""Facts about real hardware that detectors, classes and backends share.
+
+PCI vendor ids, base classes and address forms, the kernel drivers of GPUs
+and what Debian ships for them, and the device nodes that compute needs.
+Each fact is written here once; nothing here reads the machine.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,17 @@ ACCELERATOR_CLASS = 0x12
 #: Kernel drivers of GPUs.  A processing accelerator (class 0x12, e.g. an
 #: Instinct MI300X) counts as a GPU only when one of these drives it.
 GPU_DRIVERS = frozenset({"amdgpu", "radeon", "i915", "xe", "nouveau", "nvidia"})
+#: Kernel drivers with a Vulkan driver in Debian (Mesa's radv/anv/nvk, NVIDIA's).
+VULKAN_DRIVERS = GPU_DRIVERS
+#: Kernel drivers of Intel GPUs that oneAPI's Level Zero (SYCL) drives.
+SYCL_DRIVERS = frozenset({"i915", "xe"})
+#: Drivers that hold a GPU away from the host (for passthrough): no ``gpu`` class.
+PASSTHROUGH_DRIVERS = frozenset({"vfio-pci", "pci-stub"})
+
+#: AMD's compute node: every ROCm process opens it, whichever GPU it uses.
+KFD_NODE = "/dev/kfd"
+#: Device nodes every CUDA process needs besides the GPU's own /dev/nvidiaN.
+NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
 _ADDRESS_RE = re.compile(
     r"^(?:(?P<domain>[0-9a-fA-F]{1,8}):)?(?P<bus>[0-9a-fA-F]{1,2}):"
@@ -26,12 +42,18 @@ def normalise_address(text: str) -> str | None:
     m = _ADDRESS_RE.match(text.strip())
     if m is None:
         return None
-    domain = int(m["domain"] or "0", 16)
-    return f"{domain:04x}:{int(m['bus'], 16):02x}:{int(m['dev'], 16):02x}.{m['fn']}"
+    return address_from_parts(
+        int(m["domain"] or "0", 16), int(m["bus"], 16), int(m["dev"], 16), int(m["fn"])
+    )
 
 
 def address_from_parts(domain: int, bus: int, device: int, function: int) -> str:
     return f"{domain:04x}:{bus:02x}:{device:02x}.{function:x}"
+
+
+def address_from_devfn(domain: int, bus: int, devfn: int) -> str:
+    """The address of a PCI ``devfn`` byte: ``(device << 3) | function``."""
+    return address_from_parts(domain, bus, (devfn >> 3) & 0x1F, devfn & 7)
 
 
 def vendor_name(vendor_id: str | int) -> str:
@@ -49,3 +71,8 @@ def base_class(pci_class: str) -> int | None:
         return int(pci_class, 16) >> 16
     except ValueError:
         return None
+
+
+def is_pci_gpu_class(pci_class: str | None) -> bool:
+    """A display controller or a processing accelerator."""
+    return pci_class is not None and base_class(pci_class) in (DISPLAY_CLASS, ACCELERATOR_CLASS)
