@@ -8,53 +8,10 @@ from autopkgtest_hw.detect import detect_inventory
 from autopkgtest_hw.detect.merge import classify, merge
 from autopkgtest_hw.inventory import Device, Inventory
 
-UDEV_H100 = Device(
-    vendor="nvidia",
-    model="GH100 [H100 PCIe]",
-    pci_address="0000:3b:00.0",
-    pci_id="10de:2330",
-    pci_class="0x030200",
-    driver="nvidia",
-    device_nodes=("/dev/nvidia0", "/dev/nvidiactl"),
-    iommu_group="17",
-    sources=("udev",),
-)
-NVML_H100 = Device(
-    vendor="nvidia",
-    model="NVIDIA H100 PCIe",
-    pci_address="0000:3b:00.0",
-    memory=80 << 30,
-    arch="sm_90",
-    compute_capability="9.0",
-    driver="nvidia",
-    driver_version="550.54.15",
-    cuda_version="12.4",
-    uuid="GPU-1",
-    index=0,
-    device_nodes=("/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"),
-    sources=("nvml",),
-)
-OPENCL_H100 = Device(
-    vendor="nvidia",
-    model="NVIDIA H100 PCIe",
-    pci_address="0000:3b:00.0",
-    memory=79 << 30,
-    opencl_version="3.0",
-    opencl_type="gpu",
-    opencl_platform="NVIDIA CUDA",
-    opencl_extensions=("cl_khr_fp64",),
-    sources=("opencl",),
-)
-POCL = Device(
-    vendor="amd",
-    model="pthread-haswell-AMD EPYC",
-    memory=4 << 30,
-    opencl_version="3.0",
-    opencl_type="cpu",
-    opencl_platform="Portable Computing Language",
-    opencl_extensions=("cl_khr_fp64",),
-    sources=("opencl",),
-)
+from .devices import NVML_H100_SEEN as NVML_H100
+from .devices import OPENCL_H100_SEEN as OPENCL_H100
+from .devices import POCL_SEEN as POCL
+from .devices import UDEV_H100_SEEN as UDEV_H100
 
 
 def classified(*groups: list[Device]) -> list[Device]:

@@ -6,48 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autopkgtest_hw.inventory import Cpu, DetectorReport, Device, Inventory
+from autopkgtest_hw.inventory import Cpu, DetectorReport, Inventory
 from autopkgtest_hw.render import device_line, inventory_table
+
+from .devices import H100_PCIE as H100
+from .devices import POCL_DETECTED as POCL
+from .devices import SERVER_CPU as CPU
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-H100 = Device(
-    classes=("gpu", "cuda", "vulkan"),
-    vendor="nvidia",
-    model="NVIDIA H100 PCIe",
-    pci_address="0000:3b:00.0",
-    pci_id="10de:2330",
-    memory=80 << 30,
-    arch="sm_90",
-    compute_capability="9.0",
-    driver="nvidia",
-    driver_version="550.54.15",
-    cuda_version="12.4",
-    device_nodes=("/dev/nvidia0", "/dev/nvidiactl"),
-    iommu_group="17",
-    numa_node=0,
-    uuid="GPU-abc",
-    mig_mode=True,
-    sources=("udev", "nvml"),
-)
-POCL = Device(
-    classes=("opencl",),
-    vendor="amd",
-    model="pthread-haswell-AMD EPYC",
-    memory=4 << 30,
-    opencl_version="3.0",
-    opencl_type="cpu",
-    opencl_platform="Portable Computing Language",
-    opencl_extensions=("cl_khr_fp64", "cl_khr_spir"),
-    sources=("opencl",),
-)
 REPORTS = (
     DetectorReport("cpu", "ok", "64 logical CPUs"),
     DetectorReport("udev", "ok", "1 GPU", 1),
     DetectorReport("nvml", "ok", "1 GPU", 1),
     DetectorReport("opencl", "unavailable", "no OpenCL platform (no ICD installed or none loads)"),
 )
-CPU = Cpu(arch="amd64", model="AMD EPYC 7B13", cores=64, memory=512 << 30, flags=("avx2",))
 
 
 def test_table_like_nvidia_smi_and_clinfo() -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from autopkgtest_hw.inventory import SCHEMA_VERSION, Inventory, InventoryError
 
-from .test_matcher import CPU, H100, MI210, POCL, inv
+from .devices import CPU, MI210, POCL, inv
+from .devices import H100_OPENCL as H100
 
 FULL = inv(H100, MI210, POCL)
 

@@ -4,82 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.inventory import Inventory
 from autopkgtest_hw.matcher import match
 from autopkgtest_hw.spec import parse
 
-GiB = 1 << 30
-
-T4 = Device(
-    classes=("gpu", "cuda", "vulkan"),
-    vendor="nvidia",
-    model="Tesla T4",
-    pci_address="0000:3b:00.0",
-    pci_id="10de:1eb8",
-    memory=15 * GiB,
-    arch="sm_75",
-    compute_capability="7.5",
-    driver="nvidia",
-    driver_version="535.104.05",
-    cuda_version="12.2",
-)
-H100 = Device(
-    classes=("gpu", "cuda", "opencl", "vulkan"),
-    vendor="nvidia",
-    model="NVIDIA H100 80GB HBM3",
-    pci_address="0000:3c:00.0",
-    pci_id="10de:2330",
-    memory=80 * GiB,
-    arch="sm_90",
-    compute_capability="9.0",
-    driver="nvidia",
-    driver_version="550.54.15",
-    cuda_version="12.4",
-    opencl_type="gpu",
-    opencl_version="3.0",
-    opencl_extensions=("cl_khr_fp64", "cl_khr_fp16"),
-)
-MI210 = Device(
-    classes=("gpu", "rocm", "opencl", "vulkan"),
-    vendor="amd",
-    model="AMD Instinct MI210",
-    pci_address="0000:c1:00.0",
-    pci_id="1002:740f",
-    memory=64 * GiB,
-    arch="gfx90a",
-    driver="amdgpu",
-    opencl_type="gpu",
-    opencl_version="2.1",
-)
-ARC = Device(
-    classes=("gpu", "sycl", "vulkan"),
-    vendor="intel",
-    model="Intel Arc A770",
-    pci_address="0000:03:00.0",
-    pci_id="8086:56a0",
-    driver="i915",
-)
-POCL = Device(
-    classes=("opencl",),
-    model="pthread-AMD EPYC 7B13",
-    opencl_type="cpu",
-    opencl_version="3.0",
-    opencl_platform="Portable Computing Language",
-    opencl_extensions=("cl_khr_fp64", "cl_khr_byte_addressable_store"),
-)
-CPU = Cpu(
-    arch="amd64",
-    model="AMD EPYC 7B13",
-    vendor="amd",
-    flags=("sse2", "avx2", "fma"),
-    cores=2,
-    memory=24 * GiB,
-)
-
-
-def inv(*devices: Device) -> Inventory:
-    return Inventory(cpu=CPU, devices=devices)
-
+from .devices import ARC, CPU, MI210, POCL, T4, inv
+from .devices import H100_OPENCL as H100
 
 WORKSTATION = inv(T4, POCL)
 DGX = inv(H100, H100.__class__(**{**H100.__dict__, "pci_address": "0000:3d:00.0"}))

@@ -14,34 +14,12 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.cli import main
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.inventory import Device, Inventory
+
+from .devices import CPU, H100, POCL
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hwdemo"
-GiB = 1 << 30
-
-CPU = Cpu(arch="amd64", model="AMD EPYC 7B13", vendor="amd", cores=2, memory=8 * GiB)
-POCL = Device(
-    classes=("opencl",),
-    model="pthread-AMD EPYC 7B13",
-    opencl_type="cpu",
-    opencl_version="3.0",
-    opencl_platform="Portable Computing Language",
-    opencl_extensions=("cl_khr_fp64",),
-)
-H100 = Device(
-    classes=("gpu", "cuda", "vulkan"),
-    vendor="nvidia",
-    model="NVIDIA H100 80GB HBM3",
-    pci_address="0000:3b:00.0",
-    pci_id="10de:2330",
-    memory=80 * GiB,
-    arch="sm_90",
-    compute_capability="9.0",
-    driver="nvidia",
-    driver_version="550.54.15",
-    cuda_version="12.4",
-)
 
 needs_autopkgtest = pytest.mark.skipif(
     not shutil.which("autopkgtest") or os.geteuid() != 0,
