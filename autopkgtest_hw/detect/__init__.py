@@ -1,7 +1,8 @@
 """Hardware detection: one detector per source, merged into one Inventory.
 
-Detectors (each a module whose ``detect()`` registers itself with
-:func:`.base.detector`; importing this package imports them all):
+Detectors (each a module of this package whose ``detect()`` registers
+itself with :func:`.base.detector`; importing the package imports every
+module in it, so a new detector is one new module):
 
 * ``cpu``: /proc/cpuinfo, /proc/meminfo, the CPUs this process may use, dpkg's architecture;
 * ``udev``: PCI GPUs, their DRM and NVIDIA nodes, /dev/kfd and KFD gfx targets (pyudev);
@@ -14,16 +15,20 @@ A detector never raises: a missing library or driver is reported as
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from .. import log
 from ..inventory import Cpu, DetectorReport, Device, Inventory
-from . import cpu, nvml, opencl, udev  # noqa: F401  (they register themselves)
 from .base import UNAVAILABLE, registered
 from .merge import classify, merge
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")  # detectors register on import
 
 #: Names in the order they run; the CPU first, then the PCI view the others merge into.
 DETECTORS = tuple(d.name for d in registered())
