@@ -18,7 +18,7 @@ import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from . import classes as hw_classes
 
@@ -33,8 +33,19 @@ class InventoryError(ValueError):
     """A saved inventory (file or capabilities) could not be read."""
 
 
+class _Record:
+    """The JSON form of the frozen records below: only set fields; unknown keys ignored."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _set_fields(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return _from_dict(cls, data)
+
+
 @dataclass(frozen=True)
-class Device:
+class Device(_Record):
     """One physical (or OpenCL-only) compute device.
 
     Every field but ``classes`` is optional: a detector fills what it knows
@@ -75,16 +86,9 @@ class Device:
         """A stable identity for locks and logs: UUID, PCI address, or model."""
         return self.uuid or self.pci_address or f"{self.opencl_platform}/{self.model}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return _set_fields(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Device:
-        return _from_dict(cls, data)
-
 
 @dataclass(frozen=True)
-class Cpu:
+class Cpu(_Record):
     """The machine itself: what the ``cpu`` class reads."""
 
     arch: str | None = None  # dpkg architecture: amd64, arm64
@@ -94,29 +98,15 @@ class Cpu:
     cores: int | None = None  # logical CPUs
     memory: int | None = None  # bytes of RAM
 
-    def to_dict(self) -> dict[str, Any]:
-        return _set_fields(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Cpu:
-        return _from_dict(cls, data)
-
 
 @dataclass(frozen=True)
-class DetectorReport:
+class DetectorReport(_Record):
     """What one detector did: ``ok``, ``unavailable`` (with why) or ``error``."""
 
     name: str
     status: str
     detail: str = ""
-    devices: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DetectorReport:
-        return _from_dict(cls, data)
+    devices: int = 0  # every field is written, even "" and 0
 
 
 @dataclass(frozen=True)

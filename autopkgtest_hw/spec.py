@@ -146,13 +146,8 @@ def _parse_alternative(spec: str, alt_text: str, pos: int) -> Alternative:
     parts = alt_text.split(":")
     cls = parts[0]
     if cls not in hw.BY_NAME:
-        raise SpecError(
-            spec,
-            f"unknown class {cls!r} (classes: {', '.join(hw.NAMES)})",
-            cls,
-            pos,
-            _closest(cls.lower(), hw.NAMES),
-        )
+        message = f"unknown class {cls!r} (classes: {', '.join(hw.NAMES)})"
+        raise _not_one_of(spec, message, cls, pos, hw.NAMES)
     constraints = []
     seen_keys: set[str] = set()
     cpos = pos + len(cls) + 1
@@ -272,13 +267,15 @@ def _check_value(spec: str, known: hw.Key, value: str, pos: int) -> None:
         if not _SIZE_RE.match(value):
             raise SpecError(spec, f"{key} needs a size like 16G, not {value!r}", value, pos)
     elif kind == hw.CHOICE and value.lower() not in known.choices:
-        raise SpecError(
-            spec,
-            f"{key} must be one of {', '.join(known.choices)}, not {value!r}",
-            value,
-            pos,
-            _closest(value.lower(), known.choices),
-        )
+        message = f"{key} must be one of {', '.join(known.choices)}, not {value!r}"
+        raise _not_one_of(spec, message, value, pos, known.choices)
+
+
+def _not_one_of(
+    spec: str, message: str, word: str, pos: int, choices: tuple[str, ...]
+) -> SpecError:
+    """An error for ``word`` outside ``choices``, suggesting the closest choice."""
+    return SpecError(spec, message, word, pos, _closest(word.lower(), choices))
 
 
 def _find_operator(part: str) -> tuple[int, str | None]:

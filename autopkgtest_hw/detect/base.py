@@ -8,10 +8,11 @@ function and ``autopkgtest_hw.detect`` runs whatever registered, in order.
 from __future__ import annotations
 
 import functools
+import importlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .. import log
 from ..inventory import DetectorReport, Device
@@ -67,6 +68,14 @@ def detector(
         return detect
 
     return register
+
+
+def optional_module(name: str, why: str) -> Any:
+    """Import the library ``name`` that a detector needs; ``Unavailable(why)`` without it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise Unavailable(why) from None
 
 
 def no_devices() -> list[Device]:

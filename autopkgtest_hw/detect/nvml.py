@@ -7,7 +7,7 @@ from typing import Any
 
 from ..hardware import NVIDIA_SHARED_NODES, normalise_address
 from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, detector, no_devices, plural
+from .base import OK, Unavailable, detector, no_devices, optional_module, plural
 
 NAME = "nvml"
 
@@ -15,10 +15,7 @@ NAME = "nvml"
 #: NVML's names are marketing names ("NVIDIA H100 PCIe") and its memory is the usable total.
 @detector(NAME, order=20, empty=no_devices, trusted=("model", "memory"))
 def detect() -> tuple[list[Device], DetectorReport]:
-    try:
-        import pynvml
-    except ImportError:
-        raise Unavailable("nvidia-ml-py is not installed (no pynvml module)") from None
+    pynvml = optional_module("pynvml", "nvidia-ml-py is not installed (no pynvml module)")
     try:
         pynvml.nvmlInit()
     except (

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..hardware import PCI_VENDORS, address_from_devfn, address_from_parts, vendor_name
 from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, detector, no_devices, one_line, plural
+from .base import OK, Unavailable, detector, no_devices, one_line, optional_module, plural
 
 NAME = "opencl"
 
@@ -26,10 +26,7 @@ _VENDOR_WORDS = (
 
 @detector(NAME, order=30, empty=no_devices)
 def detect() -> tuple[list[Device], DetectorReport]:
-    try:
-        import pyopencl as cl
-    except ImportError:
-        raise Unavailable("pyopencl is not installed") from None
+    cl = optional_module("pyopencl", "pyopencl is not installed")
     try:
         platforms = cl.get_platforms()
     except cl.Error as exc:

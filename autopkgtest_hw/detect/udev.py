@@ -22,7 +22,7 @@ from ..hardware import (
 )
 from ..inventory import DetectorReport, Device
 from . import kfd
-from .base import OK, Unavailable, detector, no_devices, plural
+from .base import OK, Unavailable, detector, no_devices, optional_module, plural
 
 NAME = "udev"
 
@@ -33,10 +33,7 @@ _MINOR_RE = re.compile(r"^Device Minor:\s*(\d+)", re.MULTILINE)
 #: The bound driver is the kernel's word, which udev tells.
 @detector(NAME, order=10, empty=no_devices, trusted=("driver",))
 def detect() -> tuple[list[Device], DetectorReport]:
-    try:
-        import pyudev
-    except ImportError:
-        raise Unavailable("pyudev is not installed") from None
+    pyudev = optional_module("pyudev", "pyudev is not installed")
     try:
         context = pyudev.Context()
     except ImportError as exc:  # pyudev loads libudev.so.1 here, not at import
