@@ -37,7 +37,7 @@ class HwClass:
     """One class of the spec language (``cuda`` in ``needs-hw:cuda:cc>=8.0``)."""
 
     name: str
-    display: str  # how messages name it: "CUDA device"
+    display: str  # how messages name it: "CUDA" (in "no CUDA device")
     #: The detectors whose devices inform it: when one is unavailable, a
     #: missing device may only be unseen, and the verdict says so.
     detectors: tuple[str, ...]
