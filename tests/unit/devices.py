@@ -139,18 +139,9 @@ POCL_SEEN = Device(
     sources=("opencl",),
 )
 #: An H100 PCIe as udev and NVML report it together, MIG on.
-H100_PCIE = Device(
-    classes=("gpu", "cuda", "vulkan"),
-    vendor="nvidia",
+H100_PCIE = dataclasses.replace(
+    H100,
     model="NVIDIA H100 PCIe",
-    pci_address="0000:3b:00.0",
-    pci_id="10de:2330",
-    memory=80 * GiB,
-    arch="sm_90",
-    compute_capability="9.0",
-    driver="nvidia",
-    driver_version="550.54.15",
-    cuda_version="12.4",
     device_nodes=("/dev/nvidia0", "/dev/nvidiactl"),
     iommu_group="17",
     numa_node=0,
