@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .errors import HwError
+
 SCHEMA_VERSION = 1
 
 #: Device classes of the spec language, in the order they are listed.
@@ -31,7 +33,7 @@ CAP_DEVICE_PREFIX = "hw-device="
 CAP_CPU_PREFIX = "hw-cpu="
 
 
-class InventoryError(ValueError):
+class InventoryError(HwError):
     """A saved inventory (file or capabilities) could not be read."""
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from .errors import HwError
 from .inventory import ALL_CLASSES
 
 NEEDS_HW_PREFIX = "needs-hw:"
@@ -65,7 +66,7 @@ OPENCL_TYPES = ("gpu", "cpu", "accelerator", "any")
 FEATURE_CLASSES = frozenset({"opencl", "cpu"})
 
 
-class SpecError(ValueError):
+class SpecError(HwError):
     """An invalid spec: what is wrong, where, and what was probably meant."""
 
     def __init__(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .. import log
+from ..errors import Exit
 from ..inventory import InventoryError
 from ..render import inventory_table
 from ._common import add_inventory_option, add_json_option, get_inventory
@@ -29,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
         inventory = get_inventory(args)
     except InventoryError as exc:
         log.error(str(exc))
-        return 2
+        return Exit.USAGE
     if args.json:
         print(inventory.to_json())
     else:
         print(inventory_table(inventory), end="")
-    return 0
+    return Exit.OK

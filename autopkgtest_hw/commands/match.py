@@ -9,6 +9,7 @@ import argparse
 import json
 
 from .. import log
+from ..errors import Exit
 from ..inventory import InventoryError
 from ..matcher import match
 from ..spec import SpecError, parse
@@ -28,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
         specs = [(text, parse(text)) for text in args.specs]
     except SpecError as exc:
         log.error(str(exc))
-        return 2
+        return Exit.USAGE
     try:
         inventory = get_inventory(args)
     except InventoryError as exc:
         log.error(str(exc))
-        return 2
+        return Exit.USAGE
     verdicts = [match(spec, inventory, label=text) for text, spec in specs]
     if args.json:
         print(
@@ -54,4 +55,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         for v in verdicts:
             print(v.message)
-    return 0 if all(v.satisfied for v in verdicts) else 1
+    return Exit.OK if all(v.satisfied for v in verdicts) else Exit.FAILED

@@ -20,13 +20,13 @@ import argparse
 
 from .. import log
 from ..adt_compat import ENV_AUTOPKGTEST, AdtCompatError
+from ..errors import Exit, UsageError
 from ..runner import run_autopkgtest
 
 HELP = "run autopkgtest with needs-hw: restrictions checked against the testbed's hardware"
 
 #: cli hands everything after the command name to ``args.passthrough`` verbatim.
 PASSTHROUGH = True
-EXIT_ERROR = 20  # autopkgtest's code for bad usage and unexpected errors
 _OWN_OPTIONS = ("--hw-autopkgtest",)
 
 
@@ -43,10 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AUTOPKGTEST-ARGS",
         help="autopkgtest's own arguments, passed on verbatim",
     )
-
-
-class UsageError(ValueError):
-    pass
 
 
 def split_own_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -79,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         own, rest = split_own_options(argv)
     except UsageError as exc:
         log.error(str(exc))
-        return EXIT_ERROR
+        return Exit.ADT_ERROR
     try:
         return run_autopkgtest(rest, own.get("--hw-autopkgtest"))
     except AdtCompatError as exc:
         log.error(str(exc))
-        return EXIT_ERROR
+        return Exit.ADT_ERROR
