@@ -9,10 +9,12 @@ from types import ModuleType
 
 from . import __version__, log
 from .argparser import Parser
-from .errors import Exit
+from .errors import Exit, HwError
 
 #: Sub-command name -> module under autopkgtest_hw.commands.  Each module has
-#: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+#: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; an
+#: HwError out of ``run`` is printed and exits with the module's ``ERROR_EXIT``
+#: (default: 2, bad usage or unreadable input).
 COMMANDS = {
     "detect": "detect",
     "match": "match",
@@ -86,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return Exit.USAGE
+    module = _load(args.command)
     try:
-        return int(_load(args.command).run(args))
+        return int(module.run(args))
+    except HwError as exc:
+        log.error(str(exc))
+        return int(getattr(module, "ERROR_EXIT", Exit.USAGE))
     except KeyboardInterrupt:
         log.error("interrupted")
         return Exit.INTERRUPTED

@@ -147,22 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+    return int(_number(text, int, "a number", 1, "must be at least 1"))
 
 
 def _seconds(text: str) -> float:
+    return _number(text, float, "a number of seconds", 0, "must not be negative")
+
+
+def _number(text: str, kind: type[float], what: str, least: float, too_small: str) -> float:
     try:
-        n = float(text)
+        n = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    if n < least:
+        raise argparse.ArgumentTypeError(too_small)
     return n
 
 

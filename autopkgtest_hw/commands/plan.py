@@ -24,7 +24,6 @@ import shlex
 from .. import log
 from ..control import ControlError, ControlReadError, read_source_package
 from ..errors import Exit
-from ..inventory import InventoryError
 from ..planner import Plan, make_plan
 from ._common import add_inventory_option, add_json_option, get_inventory
 
@@ -47,18 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         pkg = read_source_package(args.srcdir)
-    except ControlReadError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    except ControlReadError:
+        raise  # unreadable: cli exits 2
     except ControlError as exc:
         log.error(str(exc))
-        return Exit.FAILED
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
-    plan = make_plan(pkg, inventory)
+        return Exit.FAILED  # malformed
+    plan = make_plan(pkg, get_inventory(args))  # InventoryError: cli exits 2
     if args.args_only:
         print(plan.argument)
     elif args.json:

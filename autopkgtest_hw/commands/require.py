@@ -20,21 +20,16 @@ import sys
 
 from .. import log
 from ..errors import Exit, UsageError
-from ..inventory import InventoryError
 from ..matcher import match
 from ..spec import SpecError, parse
-from ._common import get_inventory
+from ._common import add_inventory_option, get_inventory
 
 HELP = "in a test: exit 77 unless the hardware specs hold, else run the command"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = "%(prog)s [--inventory FILE] SPEC... [-- COMMAND [ARG...]]"
-    parser.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="read a saved inventory (from 'detect --json') instead of detecting",
-    )
+    add_inventory_option(parser)
     # argparse drops "--" from positionals, so keep the rest verbatim and split it here.
     parser.add_argument(
         "words",
@@ -71,11 +66,7 @@ def _split(words: list[str]) -> tuple[list[str], list[str], str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        texts, command, late_inventory = _split(list(args.words))
-    except UsageError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    texts, command, late_inventory = _split(list(args.words))  # UsageError: cli exits 2
     if late_inventory is not None:
         args.inventory = late_inventory
     if not texts:
@@ -87,11 +78,7 @@ def run(args: argparse.Namespace) -> int:
         hint = "" if command else " (put -- before the command)"
         log.error(f"{exc}{hint}")
         return Exit.USAGE
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    inventory = get_inventory(args)  # InventoryError: cli exits 2
     verdicts = [match(s, inventory, label=t, subject="testbed") for t, s in specs]
     failed = [v for v in verdicts if not v.satisfied]
     if failed:
