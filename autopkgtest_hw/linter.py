@@ -13,8 +13,9 @@ import difflib
 import os
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .control import (
     HWSPEC_FIELD_RE,
@@ -32,6 +33,7 @@ from .control import (
 )
 from .spec import NEEDS_HW_PREFIX, OPERATORS, SpecError, parse
 
+_T = TypeVar("_T")
 SEVERITIES = ("error", "warning", "info")
 #: Other spellings of the needs-hw: prefix that people write.
 _PREFIX_ALIASES = {"needs-gpu", "needs-hardware", "need-hardware", "requires-hw", "needs-hwspec"}
@@ -72,21 +74,8 @@ def lint_source(srcdir: str) -> list[Finding]:
     tests_path = os.path.normpath(os.path.join(srcdir, "debian", "tests", "control"))
 
     findings: list[Finding] = []
-    source: SourceControl | None = None
-    tests: TestsControl | None = None
-    try:
-        source = read_source_control(control_path)
-    except ControlReadError:
-        raise
-    except ControlError as exc:
-        findings.append(_control_error(exc))
-    if os.path.exists(tests_path):
-        try:
-            tests = read_tests_control(tests_path)
-        except ControlReadError:
-            raise
-        except ControlError as exc:
-            findings.append(_control_error(exc))
+    source = _read(read_source_control, control_path, findings)
+    tests = _read(read_tests_control, tests_path, findings) if os.path.exists(tests_path) else None
     if source is not None:
         findings += _check_source(source)
     if tests is not None:
@@ -94,6 +83,17 @@ def lint_source(srcdir: str) -> list[Finding]:
         if source is not None and not source.hwspec_fields:
             findings += _check_routing(source, tests)
     return sorted(findings, key=lambda f: (f.path, f.line or 0, f.column or 0))
+
+
+def _read(read: Callable[[str], _T], path: str, findings: list[Finding]) -> _T | None:
+    """The parsed file; None and a finding if it is malformed (unreadable: raised)."""
+    try:
+        return read(path)
+    except ControlReadError:
+        raise
+    except ControlError as exc:
+        findings.append(_control_error(exc))
+        return None
 
 
 def _control_error(exc: ControlError) -> Finding:

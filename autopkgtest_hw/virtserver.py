@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from . import __version__, allocate, log
 from .argparser import Parser
 from .backends import HostPaths
-from .errors import Exit, StartupError
+from .errors import Exit, HwError
 from .proxy import (
     InnerDied,
     InnerServer,
@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             testbed: Testbed = prepare(request_of(args))
-        except StartupError as exc:
+        except HwError as exc:  # StartupError, or any other error that says how to fix it
             log.error(str(exc))
             return Exit.FAILED
         alloc = testbed.allocation
