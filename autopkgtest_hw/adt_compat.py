@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .errors import HwError
 from .inventory import Inventory, InventoryError
 from .matcher import match
 from .spec import NEEDS_HW_PREFIX, SpecError, parse
@@ -43,7 +44,7 @@ _NO_INVENTORY = "testbed advertises no hardware inventory (run it through autopk
 _CHANGELOG_RE = re.compile(r"^autopkgtest \(([^)]+)\)")
 
 
-class AdtCompatError(Exception):
+class AdtCompatError(HwError):
     """This autopkgtest cannot be used: missing, or its internals moved."""
 
 

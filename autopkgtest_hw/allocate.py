@@ -21,14 +21,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import matcher, spec
+from .errors import HwError
 from .hardware import normalise_address
 from .inventory import Device, Inventory
+from .render import describe_device
 
 DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
 POLL_INTERVAL = 0.2
 
 
-class AllocationError(RuntimeError):
+class AllocationError(HwError):
     """No device fits the request, or the wanted ones stayed locked too long."""
 
 
@@ -96,14 +98,8 @@ def _same_uuid(a: str, b: str) -> bool:
 def _no_match(sel: str, devices: list[Device]) -> str:
     if not devices:
         return "no device matches: the inventory has no devices"
-    names = ", ".join(describe_short(d, i) for i, d in enumerate(devices))
+    names = ", ".join(describe_device(d, "short", position=i) for i, d in enumerate(devices))
     return f"no device matches (devices: {names})"
-
-
-def describe_short(d: Device, position: int) -> str:
-    index = d.index if d.index is not None else position
-    where = d.pci_address or d.opencl_platform or "no PCI address"
-    return f"#{index} {d.label} ({where})"
 
 
 def lock_name(device: Device) -> str:
@@ -117,7 +113,6 @@ class Allocation:
 
     devices: list[Device]
     fds: list[int] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
 
     def release(self) -> None:
         for fd in self.fds:
@@ -199,7 +194,6 @@ def acquire(
     for i in sorted(held):
         _write_holder(held[i], shared)
         alloc.fds.append(held[i])
-        alloc.paths.append(os.path.join(lock_dir, lock_name(lockable[i])))
     return alloc
 
 

@@ -8,9 +8,13 @@ import sys
 from types import ModuleType
 
 from . import __version__, log
+from .argparser import Parser
+from .errors import Exit, HwError
 
 #: Sub-command name -> module under autopkgtest_hw.commands.  Each module has
-#: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+#: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; an
+#: HwError out of ``run`` is printed and exits with the module's ``ERROR_EXIT``
+#: (default: 2, bad usage or unreadable input).
 COMMANDS = {
     "detect": "detect",
     "match": "match",
@@ -20,29 +24,20 @@ COMMANDS = {
     "require": "require",
 }
 
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        log.error(message)
-        raise SystemExit(EXIT_USAGE)
-
 
 def _load(name: str) -> ModuleType:
     return importlib.import_module(f"{__package__}.commands.{COMMANDS[name]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="autopkgtest-hw",
         description="Hardware-aware autopkgtest: detect devices, check needs-hw: specs, "
         "lint packages and run autopkgtest with needs-hw: restrictions understood.",
     )
     parser.add_argument("-d", "--debug", action="store_true", help="print debug messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         try:
             module = _load(name)
@@ -83,6 +78,7 @@ def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    log.setup("autopkgtest-hw")  # usage errors already in autopkgtest's style
     parser = build_parser()
     argv, passthrough = _split_passthrough(argv)
     args = parser.parse_args(argv)
@@ -91,14 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     log.setup("autopkgtest-hw", getattr(args, "debug", False))
     if not args.command:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
+    module = _load(args.command)
     try:
-        return int(_load(args.command).run(args))
+        return int(module.run(args))
+    except HwError as exc:
+        log.error(str(exc))
+        return int(getattr(module, "ERROR_EXIT", Exit.USAGE))
     except KeyboardInterrupt:
         log.error("interrupted")
-        return 130
+        return Exit.INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return Exit.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

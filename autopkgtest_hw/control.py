@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from debian import deb822
 
+from .errors import HwError
 from .spec import NEEDS_HW_PREFIX
 
 #: Restrictions autopkgtest knows (5.28; 6.0 adds skip-foreign-architecture).
@@ -66,7 +67,7 @@ _TOKEN_RE = re.compile(r"[^,\s]+")
 _ITEM_RE = re.compile(r"[^,]+")
 
 
-class ControlError(Exception):
+class ControlError(HwError):
     """A control file that cannot be read or makes no sense, with where."""
 
     def __init__(self, path: str, line: int | None, message: str) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from . import classes as hw_classes
+from .errors import HwError
 
 SCHEMA_VERSION = 1
 
@@ -29,7 +30,7 @@ CAP_DEVICE_PREFIX = "hw-device="
 CAP_CPU_PREFIX = "hw-cpu="
 
 
-class InventoryError(ValueError):
+class InventoryError(HwError):
     """A saved inventory (file or capabilities) could not be read."""
 
 

@@ -1,40 +1,78 @@
-"""Messages on stderr, in the style of autopkgtest's own tools."""
+"""Messages on stderr, in the style of autopkgtest's own tools, through :mod:`logging`.
+
+Everything logs to the ``autopkgtest_hw`` logger.  By default that logger
+has one handler writing ``prog: level: message`` (``prog: message`` for
+information) to stderr, as autopkgtest does; the commands name themselves and
+turn debug messages on with :func:`setup`.  A program that embeds the library
+(a long-running worker) configures :mod:`logging` itself and calls
+:func:`embed`: the messages then go to its handlers, at the levels it chose.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 
-_state = {"prog": "autopkgtest-hw", "debug": False}
+LOGGER = logging.getLogger("autopkgtest_hw")
+_LEVEL_WORDS = {logging.DEBUG: "debug", logging.WARNING: "warning", logging.ERROR: "error"}
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        word = _LEVEL_WORDS.get(record.levelno)
+        return f"{self.prog}: " + (f"{word}: " if word else "") + record.getMessage()
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now; a closed stderr is nothing to tell."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            print(self.format(record), file=sys.stderr, flush=True)
 
 
 def setup(prog: str, debug: bool = False) -> None:
-    _state["prog"] = prog
-    _state["debug"] = debug
+    """Messages go to stderr as ``prog: level: message``; debug ones only with ``debug``."""
+    handler = next((h for h in LOGGER.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        LOGGER.addHandler(handler)
+    handler.setFormatter(_Formatter(prog))
+    LOGGER.setLevel(logging.DEBUG if debug else logging.INFO)
+    LOGGER.propagate = False
+
+
+def embed() -> None:
+    """Leave the messages to the embedding program's own :mod:`logging` configuration."""
+    for h in [h for h in LOGGER.handlers if isinstance(h, _StderrHandler)]:
+        LOGGER.removeHandler(h)
+    LOGGER.setLevel(logging.NOTSET)
+    LOGGER.propagate = True
 
 
 def debugging() -> bool:
-    return bool(_state["debug"])
-
-
-def _emit(level: str, message: str) -> None:
-    prefix = f"{_state['prog']}: " + (f"{level}: " if level else "")
-    with contextlib.suppress(BrokenPipeError, ValueError):  # stderr closed: nothing to tell
-        print(prefix + message, file=sys.stderr, flush=True)
+    return LOGGER.isEnabledFor(logging.DEBUG)
 
 
 def debug(message: str) -> None:
-    if _state["debug"]:
-        _emit("debug", message)
+    LOGGER.debug(message)
 
 
 def info(message: str) -> None:
-    _emit("", message)
+    LOGGER.info(message)
 
 
 def warning(message: str) -> None:
-    _emit("warning", message)
+    LOGGER.warning(message)
 
 
 def error(message: str) -> None:
-    _emit("error", message)
+    LOGGER.error(message)
+
+
+setup("autopkgtest-hw")  # until a command names itself, or a program embeds the library

@@ -231,24 +231,28 @@ def _list(cands: list[_Candidate], alt: Alternative) -> str:
 
 
 def _describe_device(d: Device, alt: Alternative) -> str:
-    return _describe(_Candidate(d, None), d.label, alt, ("has", "no"))
+    from .render import describe_device  # render uses format_size from here
+
+    return describe_device(d, "asked", facts=_describe(_Candidate(d, None), alt, ("has", "no")))
 
 
 def _describe_cpu(cpu: Cpu | None, alt: Alternative) -> str:
+    from .render import named  # render uses format_size from here
+
     cpu = cpu or Cpu()
-    return _describe(_Candidate(None, cpu), cpu.model or "a CPU", alt, ("with", "without"))
+    facts = _describe(_Candidate(None, cpu), alt, ("with", "without"))
+    return named(cpu.model or "a CPU", facts)
 
 
-def _describe(cand: _Candidate, name: str, alt: Alternative, words: tuple[str, str]) -> str:
-    """``name, key value..., has/no feature...``: the facts the alternative asked about."""
-    parts = [name]
+def _describe(cand: _Candidate, alt: Alternative, words: tuple[str, str]) -> list[str]:
+    """``key value...``, ``has/no feature...``: the facts the alternative asked about."""
     keys = [c.key for c in alt.constraints if not c.feature and c.key not in ("count", "model")]
-    parts += [f"{key} {_show(key, cand.get(key))}" for key in dict.fromkeys(keys)]
+    facts = [f"{key} {_show(key, cand.get(key))}" for key in dict.fromkeys(keys)]
     features = cand.features()
     for c in alt.constraints:
         if c.feature:
-            parts.append(f"{words[0] if c.values[0] in features else words[1]} {c.values[0]}")
-    return ", ".join(parts)
+            facts.append(f"{words[0] if c.values[0] in features else words[1]} {c.values[0]}")
+    return facts
 
 
 def _show(key: str, value: object) -> str:

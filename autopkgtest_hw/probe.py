@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo, parse_memtotal
+from .errors import HwError
 from .inventory import Cpu
 
 #: Node states the script reports.
@@ -55,7 +56,7 @@ echo '@@end'
 TIMEOUT = 120
 
 
-class ProbeError(RuntimeError):
+class ProbeError(HwError):
     """The probe could not run in the testbed, or printed nothing we can read."""
 
 

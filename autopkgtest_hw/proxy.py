@@ -18,25 +18,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 from urllib.parse import unquote
 
 from . import log
+from .errors import Exit, HwError
 
 #: Seconds the inner server gets to clean up after ``quit`` before SIGTERM, then SIGKILL.
 QUIT_TIMEOUT = 120.0
 TERM_TIMEOUT = 15.0
 
-#: Our exit codes, in VirtSubproc's sense (see docs/virt-server.md).
-EXIT_OK = 0
-EXIT_STARTUP = 1  # could not start: like VirtSubproc.bomb() before the main loop
-EXIT_PROTOCOL = 12  # EOF from the caller or a protocol error: like bomb() in the main loop
-EXIT_INNER_CRASH = 16  # the inner server died (by a signal, or with status 0 when it should not)
-
 _PR_SET_PDEATHSIG = 1
 
 
-class InnerDied(RuntimeError):
+class InnerDied(HwError):
     """The inner server exited (or closed its stdout) while we expected a line."""
 
     def __init__(self, returncode: int | None, while_doing: str) -> None:
@@ -65,7 +60,7 @@ def crash_exit_code(returncode: int | None) -> int:
     """What the proxy exits with when the inner server died under it."""
     if returncode is not None and returncode > 0:
         return returncode  # the inner server's own verdict (12 = bomb, 16 = unexpected)
-    return EXIT_INNER_CRASH
+    return Exit.INNER_CRASH
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -87,7 +82,7 @@ class InnerServer:
         def preexec() -> None:  # pragma: no cover - child side
             _die_with_parent()
             if os.getppid() != parent:  # the proxy died before prctl took effect
-                os._exit(EXIT_INNER_CRASH)
+                os._exit(Exit.INNER_CRASH)
 
         self.proc = subprocess.Popen(
             self.argv,
@@ -125,6 +120,10 @@ class InnerServer:
         self.send(line, what)
         return self.read_line(what)
 
+    def print_execute_command(self) -> str:
+        """The inner server's reply to ``print-execute-command`` (how to run in the testbed)."""
+        return self.request("print-execute-command")
+
     def reap(self) -> int | None:
         try:
             return self.proc.wait(timeout=TERM_TIMEOUT)
@@ -161,6 +160,12 @@ class InnerServer:
 ReplyHook = Callable[[str, list[str], str], str]
 
 
+class ExecuteCommandSource(Protocol):
+    """What a reply hook may ask the inner server between two replies."""
+
+    def print_execute_command(self) -> str: ...
+
+
 class Proxy:
     """Reads commands from ``stdin``, forwards them, writes replies to ``stdout``."""
 
@@ -193,7 +198,7 @@ class Proxy:
             if not raw:
                 log.error("end of file on stdin - caller quit? shutting the testbed down")
                 self.inner.shutdown()
-                return EXIT_PROTOCOL
+                return Exit.PROTOCOL
             line = raw.decode("utf-8", "surrogateescape").strip()
             if not line:
                 continue  # VirtSubproc ignores (5.28) or rejects (5.44+) empty lines
@@ -204,7 +209,7 @@ class Proxy:
                 if rc:
                     log.error(f"{self.inner.name} {describe_status(rc)} after quit")
                     return crash_exit_code(rc)
-                return EXIT_OK
+                return Exit.OK
             reply = self.inner.request(line)
             reply = self.on_reply(command, words, reply)
             try:
@@ -212,7 +217,7 @@ class Proxy:
             except (BrokenPipeError, ValueError):
                 log.error("stdout closed - caller quit? shutting the testbed down")
                 self.inner.shutdown()
-                return EXIT_PROTOCOL
+                return Exit.PROTOCOL
 
 
 def install_signal_handlers() -> None:

@@ -2,11 +2,15 @@
 
 ``inventory_table`` is what ``autopkgtest-hw detect`` prints: the CPU, one
 block per device (a header line like ``nvidia-smi -L``, then its facts), the
-classes the machine satisfies, and what each detector did.  ``device_line``
-is a one-line form for logs.
+classes the machine satisfies, and what each detector did.
+``describe_device`` is the one-line form of a device everywhere else (logs,
+error messages, verdicts), at the level of detail its reader needs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
 
 from .inventory import Cpu, DetectorReport, Device, Inventory
 from .matcher import format_size
@@ -16,8 +20,39 @@ _INDENT = "    "
 _NOTABLE_EXTENSIONS = ("cl_khr_fp64", "cl_khr_fp16")
 
 
-def device_line(index: int, d: Device) -> str:
-    """``0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; ...) classes: gpu,cuda``: one line for logs."""
+#: How much of a device one line shows; see :func:`describe_device`.
+Detail = Literal["short", "line", "log", "asked"]
+
+
+def describe_device(
+    d: Device, detail: Detail = "log", *, position: int = 0, facts: Sequence[str] = ()
+) -> str:
+    """One line for a device; ``position`` is its place in the inventory.
+
+    - ``short``: ``#0 NVIDIA H100 PCIe (0000:3b:00.0)``, to choose a device by
+      (NVML index if it has one, else its position);
+    - ``line``: ``0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; ...) classes: gpu,cuda``;
+    - ``log``: vendor, model, PCI id, arch, driver and UUID: what a result log
+      must record;
+    - ``asked``: the name, then ``facts`` (what a spec asked about, from the matcher).
+    """
+    if detail == "short":
+        index = d.index if d.index is not None else position
+        where = d.pci_address or d.opencl_platform or "no PCI address"
+        return f"#{index} {d.label} ({where})"
+    if detail == "line":
+        return _device_line(position, d)
+    if detail == "asked":
+        return named(d.label, facts)
+    return _device_record(d)
+
+
+def named(name: str, facts: Sequence[str]) -> str:
+    """``name, fact, fact``: a device or a CPU with the facts a reader asked for."""
+    return ", ".join([name, *facts])
+
+
+def _device_line(index: int, d: Device) -> str:
     facts = [f for f in (d.vendor, d.pci_address) if f]
     if d.pci_id:
         facts.append(f"[{d.pci_id}]")
@@ -26,6 +61,23 @@ def device_line(index: int, d: Device) -> str:
         facts.append(f"UUID {d.uuid}")
     classes = ",".join(d.classes) or "-"
     return f"{index}: {d.label} ({'; '.join(facts)}) classes: {classes}"
+
+
+def _device_record(d: Device) -> str:
+    parts = [d.vendor or "unknown vendor", repr(d.model) if d.model else "unknown model"]
+    if d.pci_address:
+        parts.append(f"at {d.pci_address}")
+    if d.pci_id:
+        parts.append(f"[{d.pci_id}]")
+    if d.arch:
+        parts.append(f"arch {d.arch}")
+    if d.driver:
+        parts.append(f"driver {d.driver}" + (f" {d.driver_version}" if d.driver_version else ""))
+    if d.uuid:
+        parts.append(f"UUID {d.uuid}")
+    if d.opencl_type and not d.pci_address:
+        parts.append(f"OpenCL {d.opencl_type} device of {d.opencl_platform or 'unknown'}")
+    return " ".join(parts)
 
 
 def inventory_table(inv: Inventory) -> str:

@@ -11,16 +11,17 @@ import runpy
 import sys
 
 from . import adt_compat, log
+from .errors import Exit
 
 
 def exit_status(code: object) -> int:
     """The process exit status that ``SystemExit(code)`` stands for."""
     if code is None:
-        return 0
+        return Exit.OK
     if isinstance(code, int):
         return code
     log.error(str(code))  # what Python itself prints for sys.exit("message")
-    return 1
+    return Exit.FAILED  # what Python itself exits with then
 
 
 def run_autopkgtest(args: list[str], program: str | None = None) -> int:
@@ -39,4 +40,4 @@ def run_autopkgtest(args: list[str], program: str | None = None) -> int:
         return exit_status(exc.code)
     finally:
         sys.argv = saved_argv
-    return 0
+    return Exit.OK

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from . import classes as hw
+from .errors import HwError
 
 NEEDS_HW_PREFIX = "needs-hw:"
 OPERATORS = (">=", "<=", "!=", "=", ">", "<")  # longest first
@@ -45,7 +46,7 @@ KEY_SYNONYMS = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(HwError):
     """An invalid spec: what is wrong, where, and what was probably meant."""
 
     def __init__(

@@ -1,28 +1,25 @@
-"""autopkgtest-virt-hwgpu: a virt server that passes GPUs into any other virt server's testbed.
+"""The command line of autopkgtest-virt-hwgpu: a virt server passing GPUs into another's testbed.
 
 ``autopkgtest ... -- hwgpu [hwgpu options] INNER [inner options]`` starts
 ``autopkgtest-virt-INNER`` with the passthrough options its adapter computes
-for the allocated devices, forwards the protocol both ways, checks after
-``open``/``revert``/``reboot`` that the devices are in the testbed, and
-appends ``hw:*``, ``hw-device=`` and ``hw-cpu=`` words to the reply to
-``capabilities``.
+for the allocated devices (``virt.startup``), forwards the protocol both ways
+(``proxy``), checks after ``open``/``revert``/``reboot`` that the devices are
+in the testbed, and appends ``hw:*``, ``hw-device=`` and ``hw-cpu=`` words to
+the reply to ``capabilities`` (``virt.hooks``).  This module parses the
+options and runs those parts in order.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from collections.abc import Sequence
-from urllib.parse import quote, unquote
 
-from . import __version__, allocate, log, probe
-from .backends import Backend, FallbackBackend, HostPaths, PassthroughError, backend_class
-from .backends.base import VIRT_PREFIX, kind_of
-from .inventory import Device, Inventory, InventoryError
+from . import __version__, allocate, log
+from .argparser import Parser
+from .backends import HostPaths
+from .errors import Exit, HwError
 from .proxy import (
-    EXIT_STARTUP,
     InnerDied,
     InnerServer,
     Interrupted,
@@ -33,11 +30,10 @@ from .proxy import (
     ignore_signals,
     install_signal_handlers,
 )
+from .virt.hooks import HardwareHooks
+from .virt.startup import Request, Testbed, prepare
 
 PROG = "autopkgtest-virt-hwgpu"
-EXIT_USAGE = 2
-#: The failure word of a reply to open/revert/reboot whose devices are not in the testbed.
-PASSTHROUGH_FAILED = "hw-passthrough-failed"
 
 EPILOG = """\
 examples:
@@ -59,15 +55,8 @@ own status (16 if killed by a signal) if it died.  See docs/virt-server.md.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        log.error(message)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         usage="%(prog)s [-h] [-d] [options] INNER [inner options...]",
         description=(
@@ -158,180 +147,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+    return int(_number(text, int, "a number", 1, "must be at least 1"))
 
 
 def _seconds(text: str) -> float:
+    return _number(text, float, "a number of seconds", 0, "must not be negative")
+
+
+def _number(text: str, kind: type[float], what: str, least: float, too_small: str) -> float:
     try:
-        n = float(text)
+        n = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    if n < least:
+        raise argparse.ArgumentTypeError(too_small)
     return n
 
 
-class StartupError(RuntimeError):
-    """Anything that stops the testbed from being set up; the message says what to do."""
-
-
-def find_inner(inner: str) -> str:
-    """The inner server's executable, found the way autopkgtest finds virt servers."""
-    if "/" in inner:
-        if not os.access(inner, os.X_OK):
-            raise StartupError(f"inner virt server {inner} is not an executable file")
-        return inner
-    name = inner if inner.startswith(VIRT_PREFIX) else VIRT_PREFIX + inner
-    if kind_of(name) == "hwgpu":
-        raise StartupError("INNER cannot be hwgpu itself")
-    path = shutil.which(name)
-    if path is None:
-        raise StartupError(f"inner virt server {name} not found on PATH")
-    return path
-
-
-def load_inventory(path: str | None) -> Inventory:
-    if path is not None:
-        try:
-            return Inventory.load(path)
-        except InventoryError as exc:
-            raise StartupError(str(exc)) from None
-    from .detect import detect_inventory  # only when needed: it imports the detectors
-
-    return detect_inventory()
-
-
-def describe_device(d: Device) -> str:
-    """Vendor, model, PCI id, arch, driver, UUID: what a result log must record."""
-    parts = [d.vendor or "unknown vendor", repr(d.model) if d.model else "unknown model"]
-    if d.pci_address:
-        parts.append(f"at {d.pci_address}")
-    if d.pci_id:
-        parts.append(f"[{d.pci_id}]")
-    if d.arch:
-        parts.append(f"arch {d.arch}")
-    if d.driver:
-        parts.append(f"driver {d.driver}" + (f" {d.driver_version}" if d.driver_version else ""))
-    if d.uuid:
-        parts.append(f"UUID {d.uuid}")
-    if d.opencl_type and not d.pci_address:
-        parts.append(f"OpenCL {d.opencl_type} device of {d.opencl_platform or 'unknown'}")
-    return " ".join(parts)
-
-
-class HardwareHooks:
-    """Rewrites replies: verifies devices after open/revert/reboot, extends capabilities."""
-
-    def __init__(self, backend: Backend, devices: Sequence[Device], inner: InnerServer) -> None:
-        self.backend = backend
-        self.devices = list(devices)
-        self.inner = inner
-        self.testbed: Inventory | None = None  # what the open testbed has, once verified
-        self.logged = False
-
-    def __call__(self, command: str, words: list[str], reply: str) -> str:
-        ok = reply.split()[:1] == ["ok"]
-        if command in ("open", "revert", "reboot"):
-            self.testbed = None
-            if ok:
-                return self._verify(command) or reply
-        elif command == "close" and ok:
-            self.testbed = None
-        elif command == "capabilities" and ok and self.testbed is not None:
-            extra = " ".join(quote(w) for w in self.testbed.to_capabilities())
-            return f"{reply} {extra}"
-        return reply
-
-    def _verify(self, command: str) -> str | None:
-        """None if the testbed has the devices; else a failure reply."""
-        auxverb_reply = self.inner.request("print-execute-command")
-        words = auxverb_reply.split()
-        if words[:1] != ["ok"] or len(words) < 2:
-            return self._fail(command, [f"print-execute-command replied {auxverb_reply!r}"], [])
-        auxverb = [unquote(w) for w in words[1].split(",")]
-        try:
-            result = probe.run(auxverb, self.backend.nodes_to_check(self.devices))
-        except probe.ProbeError as exc:
-            return self._fail(command, [f"cannot look inside the testbed: {exc}"], [])
-        present, problems = self.backend.verify(self.devices, result)
-        if problems and self.backend.strict:
-            lacking = [d.ident for d in self.devices if d not in present]
-            return self._fail(command, problems, lacking)
-        for p in problems:
-            log.warning(f"not in the testbed, not advertised: {p}")
-        self.testbed = Inventory(cpu=result.cpu, devices=tuple(present))
-        if not self.logged or log.debugging():
-            self.logged = True
-            self._log_testbed(present)
-        return None
-
-    def _fail(self, command: str, problems: list[str], lacking: list[str]) -> str:
-        """Log what is missing and why; the reply names the devices (autopkgtest shows it)."""
-        log.error(
-            f"after {command}: the testbed lacks devices that were passed in"
-            f" ({self.backend.describe(self.devices)}):"
-        )
-        for p in problems:
-            log.error(f"  {p}")
-        log.error("this is a testbed failure (passthrough did not work), not a test failure")
-        return " ".join([PASSTHROUGH_FAILED, *(quote(i, safe="/:") for i in lacking)])
-
-    def _log_testbed(self, present: Sequence[Device]) -> None:
-        assert self.testbed is not None
-        cpu = self.testbed.cpu
-        log.info(
-            f"testbed CPU: {cpu.model or 'unknown'}, {cpu.cores or '?'} logical CPUs,"
-            f" {(cpu.memory or 0) // 2**20} MiB RAM, {cpu.arch or 'unknown arch'}"
-        )
-        if not present:
-            log.info("testbed devices: none")
-        for d in present:
-            log.info(f"testbed device: {describe_device(d)}")
-
-
-def _prepare(
-    args: argparse.Namespace,
-) -> tuple[Backend, allocate.Allocation, list[str]]:
-    server = find_inner(args.inner)
-    cls = backend_class(server)
-    paths = HostPaths(
-        sysfs_root=args.sysfs_root,
-        vfio_dir=args.vfio_dir,
-        cdi_dirs=tuple(args.cdi_dir) if args.cdi_dir else HostPaths.cdi_dirs,
+def request_of(args: argparse.Namespace) -> Request:
+    """What the parsed options ask start-up for."""
+    return Request(
+        inner=args.inner,
+        inner_args=tuple(args.inner_args),
+        selectors=tuple(args.gpu),
+        count=args.count,
+        inventory=args.inventory,
+        lock_dir=args.lock_dir,
+        shared=args.shared,
+        lock_timeout=args.lock_timeout,
+        paths=HostPaths(
+            sysfs_root=args.sysfs_root,
+            vfio_dir=args.vfio_dir,
+            cdi_dirs=tuple(args.cdi_dir) if args.cdi_dir else HostPaths.cdi_dirs,
+        ),
     )
-    inventory = load_inventory(args.inventory)
-    backend = cls(kind_of(server), server, inventory, paths)
-    if cls is FallbackBackend:
-        log.warning(backend.describe([]))
-    try:
-        candidates = allocate.select(inventory, args.gpu)
-        alloc = allocate.acquire(
-            candidates,
-            args.count,
-            args.lock_dir,
-            shared=args.shared,
-            timeout=args.lock_timeout,
-            on_wait=lambda m: log.info(m),
-        )
-    except allocate.AllocationError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        inner_args = backend.inner_args(args.inner_args, alloc.devices)
-    except PassthroughError as exc:
-        alloc.release()
-        raise StartupError(str(exc)) from None
-    for d in alloc.devices:
-        log.info(f"allocated: {describe_device(d)}")
-    if not alloc.devices:
-        log.info("allocated: no devices (the inventory has none, or none were selected)")
-    log.info(f"{backend.name} passthrough: {backend.describe(alloc.devices)}")
-    return backend, alloc, [server, *inner_args]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,17 +193,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     inner: InnerServer | None = None
     try:
         try:
-            backend, alloc, inner_argv = _prepare(args)
-        except StartupError as exc:
+            testbed: Testbed = prepare(request_of(args))
+        except HwError as exc:  # StartupError, or any other error that says how to fix it
             log.error(str(exc))
-            return EXIT_STARTUP
-        log.debug(f"starting {inner_argv}")
+            return Exit.FAILED
+        alloc = testbed.allocation
+        log.debug(f"starting {testbed.argv}")
         try:
-            inner = InnerServer(inner_argv, pass_fds=alloc.fds)
+            inner = InnerServer(testbed.argv, pass_fds=alloc.fds)
         except OSError as exc:
-            log.error(f"cannot start {inner_argv[0]}: {exc.strerror}")
-            return EXIT_STARTUP
-        hooks = HardwareHooks(backend, alloc.devices, inner)
+            log.error(f"cannot start {testbed.argv[0]}: {exc.strerror}")
+            return Exit.FAILED
+        hooks = HardwareHooks(testbed.backend, alloc.devices, testbed.passthrough, inner)
         proxy = Proxy(inner, hooks)
         try:
             proxy.start()

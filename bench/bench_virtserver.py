@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.vs_support import env, make_package  # noqa: E402
+from tests.e2e.fixtures import env, make_package  # noqa: E402
 
 
 def tarball() -> Path | None:

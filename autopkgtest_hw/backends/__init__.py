@@ -1,5 +1,8 @@
 """One passthrough adapter per kind of inner virt server, found by the server's name.
 
+Every adapter implements the :class:`Backend` contract (``plan`` and
+``available``); importing this package registers them all.
+
 ``autopkgtest-virt-podman+rocm`` and ``podman+rocm`` both map to ``podman``;
 a name no adapter knows gets :class:`FallbackBackend` (nothing passed, with a
 warning).
@@ -8,7 +11,7 @@ warning).
 from __future__ import annotations
 
 from . import null, podman, qemu, unshare
-from .base import Backend, HostPaths, PassthroughError, kind_of
+from .base import Availability, Backend, HostPaths, Passthrough, PassthroughError, kind_of
 from .fallback import FallbackBackend
 
 
@@ -17,18 +20,15 @@ def backend_class(inner: str) -> type[Backend]:
     return Backend.registry.get(kind_of(inner), FallbackBackend)
 
 
-def known() -> list[str]:
-    return sorted(Backend.registry)
-
-
 __all__ = [
+    "Availability",
     "Backend",
     "FallbackBackend",
     "HostPaths",
+    "Passthrough",
     "PassthroughError",
     "backend_class",
     "kind_of",
-    "known",
     "null",
     "podman",
     "qemu",

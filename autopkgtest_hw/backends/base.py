@@ -1,19 +1,30 @@
-"""What every passthrough adapter does, and the registry of adapters by inner server name."""
+"""The contract of a passthrough adapter, and the registry of adapters by inner server name.
+
+An adapter is a subclass of :class:`Backend` that names its inner servers
+(``class X(Backend, backend_name="podman", aliases=("docker",))``) and
+implements the two abstract methods: :meth:`Backend.plan`, which decides once
+how the allocated devices go into the testbed (a :class:`Passthrough`), and
+:meth:`Backend.available`, which says whether this host can do that at all.
+A subclass that leaves one out cannot be instantiated.
+"""
 
 from __future__ import annotations
 
+import abc
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..errors import HwError
 from ..inventory import Device, Inventory
 from ..probe import ProbeResult
 
 VIRT_PREFIX = "autopkgtest-virt-"
 
 
-class PassthroughError(RuntimeError):
+class PassthroughError(HwError):
     """The allocated devices cannot be passed into this kind of testbed (and why)."""
 
 
@@ -26,17 +37,45 @@ class HostPaths:
     cdi_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
 
 
-class Backend:
+def append_args(args: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """The inner server's arguments with ``extra`` after them (the usual place)."""
+    return [*args, *extra]
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """How the allocated devices go into one testbed, decided once by :meth:`Backend.plan`."""
+
+    #: What the inner server gets besides the caller's arguments.
+    extra_args: tuple[str, ...]
+    #: One line for the log: what is passed and how.
+    description: str
+    #: Device nodes that must exist inside the testbed after open.
+    nodes: tuple[str, ...] = ()
+    #: How ``extra_args`` combine with the caller's arguments (qemu merges options).
+    merge: Callable[[Sequence[str], Sequence[str]], list[str]] = append_args
+
+    def inner_args(self, args: Sequence[str]) -> list[str]:
+        """The inner server's full arguments: the caller's plus this passthrough."""
+        return self.merge(args, self.extra_args) if self.extra_args else list(args)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an adapter can work on this host; ``reason`` says why not (or how)."""
+
+    ok: bool
+    reason: str
+
+
+class Backend(abc.ABC):
     """Passes allocated devices into the testbed of one kind of inner server.
 
-    Subclasses register with ``class X(Backend, backend_name="podman",
-    aliases=("docker",))``.  ``kind`` is the inner server's base name
-    (``podman`` for ``autopkgtest-virt-podman+rocm``).
+    ``kind`` is the inner server's base name (``podman`` for
+    ``autopkgtest-virt-podman+rocm``).
     """
 
     name: ClassVar[str] = ""
-    #: The testbed sees only the devices passed in (a container or a VM).
-    isolating: ClassVar[bool] = True
     #: A device whose nodes are missing in the testbed is a failed passthrough.
     strict: ClassVar[bool] = True
     registry: ClassVar[dict[str, type[Backend]]] = {}
@@ -46,6 +85,15 @@ class Backend:
     ) -> None:
         super().__init_subclass__(**kwargs)
         if backend_name is not None:
+            missing = [
+                m
+                for m in sorted(Backend.__abstractmethods__)
+                if getattr(getattr(cls, m), "__isabstractmethod__", False)
+            ]
+            if missing:  # fail when the module is imported, not when a testbed starts
+                raise TypeError(
+                    f"passthrough adapter {backend_name} does not implement {', '.join(missing)}"
+                )
             cls.name = backend_name
             for n in (backend_name, *aliases):
                 Backend.registry[n] = cls
@@ -56,16 +104,13 @@ class Backend:
         self.inventory = inventory  # the whole host inventory (to know other GPUs' nodes)
         self.paths = paths
 
-    def inner_args(self, args: Sequence[str], devices: Sequence[Device]) -> list[str]:
-        """The inner server's options with this adapter's passthrough added."""
-        return list(args)
+    @abc.abstractmethod
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        """How ``devices`` go into the testbed; raises PassthroughError if they cannot."""
 
-    def describe(self, devices: Sequence[Device]) -> str:
-        """One line for the log: what is passed and how."""
-        return "nothing to pass"
-
-    def nodes_to_check(self, devices: Sequence[Device]) -> list[str]:
-        return list(dict.fromkeys(n for d in devices for n in d.device_nodes))
+    @abc.abstractmethod
+    def available(self) -> Availability:
+        """Whether this host can run this kind of testbed with devices passed in."""
 
     def verify(
         self, devices: Sequence[Device], probe: ProbeResult
@@ -82,13 +127,28 @@ class Backend:
         return present, problems
 
 
+def device_nodes(devices: Sequence[Device]) -> tuple[str, ...]:
+    """Every device node of ``devices``, once, in order."""
+    return tuple(dict.fromkeys(n for d in devices for n in d.device_nodes))
+
+
+def nothing_passed(description: str, devices: Sequence[Device]) -> Passthrough:
+    """A plan that passes nothing and checks the devices' nodes (the testbed has them)."""
+    return Passthrough((), description, device_nodes(devices))
+
+
+def on_path(*programs: str) -> Availability:
+    """Available when one of ``programs`` is on PATH."""
+    for p in programs:
+        found = shutil.which(p)
+        if found:
+            return Availability(True, f"{found} is there")
+    return Availability(False, f"{' or '.join(programs)} is not on PATH")
+
+
 def kind_of(inner: str) -> str:
     """``/usr/bin/autopkgtest-virt-podman+rocm`` -> ``podman``."""
     base = os.path.basename(inner)
     if base.startswith(VIRT_PREFIX):
         base = base[len(VIRT_PREFIX) :]
     return base.split("+", 1)[0]
-
-
-def nodes_of(devices: Sequence[Device]) -> list[str]:
-    return list(dict.fromkeys(n for d in devices for n in d.device_nodes))

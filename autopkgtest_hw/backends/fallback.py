@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..inventory import Device
-from .base import Backend
+from .base import Availability, Backend, Passthrough, nothing_passed
 
 
 class FallbackBackend(Backend):
@@ -14,8 +14,12 @@ class FallbackBackend(Backend):
     name = "fallback"
     strict = False
 
-    def describe(self, devices: Sequence[Device]) -> str:
-        return (
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        return nothing_passed(
             f"no passthrough adapter for {self.kind!r}: nothing is passed; devices whose"
-            " nodes the testbed has anyway are advertised"
+            " nodes the testbed has anyway are advertised",
+            devices,
         )
+
+    def available(self) -> Availability:
+        return Availability(True, "nothing is passed; only what the testbed has is advertised")

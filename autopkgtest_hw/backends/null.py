@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..inventory import Device
-from .base import Backend
+from .base import Availability, Backend, Passthrough, nothing_passed
 
 
 class NullBackend(Backend, backend_name="null"):
     """The testbed is this host: its devices are there, nothing is passed."""
 
-    isolating = False
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        return nothing_passed(
+            "nothing to pass: the testbed is this host, which has the devices already", devices
+        )
 
-    def describe(self, devices: Sequence[Device]) -> str:
-        return "nothing to pass: the testbed is this host, which has the devices already"
+    def available(self) -> Availability:
+        return Availability(True, "the testbed is this host")
 
 
 class SshBackend(Backend, backend_name="ssh"):
@@ -24,11 +27,14 @@ class SshBackend(Backend, backend_name="ssh"):
     devices' nodes the remote testbed has, and only those are advertised.
     """
 
-    isolating = False
     strict = False
 
-    def describe(self, devices: Sequence[Device]) -> str:
-        return (
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        return nothing_passed(
             "nothing to pass: an ssh testbed has its own devices;"
-            " only those whose nodes it has are advertised"
+            " only those whose nodes it has are advertised",
+            devices,
         )
+
+    def available(self) -> Availability:
+        return Availability(True, "the remote machine's own devices are advertised")

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import log
 from ..inventory import Device
-from .base import Backend, nodes_of
+from .base import Availability, Backend, Passthrough, device_nodes, on_path
 
 #: CDI kinds per vendor (nvidia-ctk and amd-ctk generate these).
 CDI_KINDS = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "intel.com/gpu"}
@@ -87,8 +87,8 @@ def cdi_name(device: Device, specs: Sequence[dict[str, Any]]) -> str | None:
 
 
 class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
-    def _plan(self, devices: Sequence[Device]) -> tuple[list[str], list[str], list[int]]:
-        """CDI names, device nodes, group ids."""
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        """CDI names where a spec lists the device, else its nodes; their groups added."""
         specs = load_cdi_specs(self.paths.cdi_dirs)
         names: list[str] = []
         plain: list[Device] = []
@@ -98,7 +98,7 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
                 names.append(name)
             elif d.device_nodes:
                 plain.append(d)
-        nodes = nodes_of(plain)
+        nodes = list(device_nodes(plain))
         if any(d.vendor == "amd" for d in plain) and os.path.exists(KFD) and KFD not in nodes:
             nodes.append(KFD)
         groups: list[int] = []
@@ -107,16 +107,8 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
                 gid = os.stat(n).st_gid
                 if gid != 0 and gid not in groups:
                     groups.append(gid)
-        return names, nodes, groups
-
-    def inner_args(self, args: Sequence[str], devices: Sequence[Device]) -> list[str]:
-        names, nodes, groups = self._plan(devices)
         extra = [f"--device={x}" for x in (*names, *nodes)]
         extra += [f"--group-add={g}" for g in groups]
-        return [*args, *extra]
-
-    def describe(self, devices: Sequence[Device]) -> str:
-        names, nodes, groups = self._plan(devices)
         parts = []
         if names:
             parts.append(f"CDI devices {', '.join(names)}")
@@ -124,4 +116,8 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
             parts.append(f"device nodes {', '.join(nodes)}")
         if groups:
             parts.append(f"groups {', '.join(map(str, groups))}")
-        return "; ".join(parts) or "nothing to pass (no device nodes)"
+        description = "; ".join(parts) or "nothing to pass (no device nodes)"
+        return Passthrough(tuple(extra), description, device_nodes(devices))
+
+    def available(self) -> Availability:
+        return on_path(self.kind if self.kind in ("podman", "docker") else "podman")

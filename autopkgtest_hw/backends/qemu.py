@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from ..detect.merge import classify
 from ..inventory import Device
 from ..probe import ProbeResult
-from .base import Backend, PassthroughError
+from .base import Availability, Backend, Passthrough, PassthroughError
 
 VFIO_DRIVER = "vfio-pci"
 BRIDGE_CLASS_PREFIX = "0x0604"  # PCI-to-PCI bridges stay with the host (pcieport)
@@ -71,8 +71,12 @@ class QemuBackend(Backend, backend_name="qemu"):
             out.append(Function(address, driver, pci_class))
         return out
 
-    def plan(self, devices: Sequence[Device]) -> list[str]:
-        """PCI addresses to pass, after checking each is ready for VFIO."""
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        """``-device vfio-pci,host=ADDR`` for every function of each GPU's IOMMU group.
+
+        Raises PassthroughError, naming the commands that fix it, unless each
+        function is bound to vfio-pci and its group's node is usable.
+        """
         addresses: list[str] = []
         problems: list[str] = []
         groups: list[str] = []
@@ -104,26 +108,23 @@ class QemuBackend(Backend, backend_name="qemu"):
             raise PassthroughError(
                 "the GPU cannot be passed into a VM yet:\n" + "\n".join(problems)
             )
-        return addresses
+        words = [w for address in addresses for w in ("-device", f"vfio-pci,host={address}")]
+        description = f"VFIO: --qemu-options '{' '.join(words)}'" if words else "nothing to pass"
+        # The guest's nodes are the guest driver's business: verify() looks at its PCI bus.
+        return Passthrough(tuple(words), description, (), _merge_qemu_words)
 
-    def qemu_words(self, devices: Sequence[Device]) -> list[str]:
-        words: list[str] = []
-        for address in self.plan(devices):
-            words += ["-device", f"vfio-pci,host={address}"]
-        return words
-
-    def inner_args(self, args: Sequence[str], devices: Sequence[Device]) -> list[str]:
-        words = self.qemu_words(devices)
-        if not words:
-            return list(args)
-        return merge_qemu_options(args, " ".join(words))
-
-    def describe(self, devices: Sequence[Device]) -> str:
-        words = self.qemu_words(devices)
-        return f"VFIO: --qemu-options '{' '.join(words)}'" if words else "nothing to pass"
-
-    def nodes_to_check(self, devices: Sequence[Device]) -> list[str]:
-        return []  # the guest's nodes are the guest driver's business
+    def available(self) -> Availability:
+        groups = os.path.join(self.paths.sysfs_root, "kernel", "iommu_groups")
+        try:
+            if os.listdir(groups):
+                return Availability(True, f"the IOMMU is on ({groups} lists groups)")
+        except OSError:
+            pass
+        return Availability(
+            False,
+            f"no IOMMU groups in {groups}: enable the IOMMU (intel_iommu=on or amd_iommu=on)"
+            " to pass GPUs into VMs",
+        )
 
     def verify(
         self, devices: Sequence[Device], probe: ProbeResult
@@ -171,6 +172,10 @@ def _bind_commands(fn: Function, group: str) -> str:
         lines.append(f"  echo {fn.address} > {sysdev}/driver/unbind")
     lines.append(f"  echo {fn.address} > /sys/bus/pci/drivers/vfio-pci/bind")
     return "\n".join(lines)
+
+
+def _merge_qemu_words(args: Sequence[str], words: Sequence[str]) -> list[str]:
+    return merge_qemu_options(args, " ".join(words))
 
 
 def merge_qemu_options(args: Sequence[str], ours: str) -> list[str]:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 
 from ..inventory import Device
-from .base import Backend, PassthroughError, nodes_of
+from .base import Availability, Backend, Passthrough, PassthroughError, device_nodes, on_path
 
 #: The 5.28 argument check that refuses files.
 _DIRS_ONLY_MARKER = "os.path.isdir(olddir)"
@@ -31,10 +31,23 @@ def binds_files(server: str) -> bool:
 
 
 class UnshareBackend(Backend, backend_name="unshare"):
-    def _binds(self, devices: Sequence[Device]) -> list[str]:
-        nodes = nodes_of(devices)
-        if binds_files(self.server):
-            return nodes
+    def plan(self, devices: Sequence[Device]) -> Passthrough:
+        files = binds_files(self.server)
+        binds = device_nodes(devices) if files else self._dirs(devices)
+        extra = [w for path in binds for w in ("--bind", path, path)]
+        if not binds:
+            description = "nothing to pass (no device nodes)"
+        else:
+            how = "files" if files else "directories (this server binds no files)"
+            description = f"bind-mounting {how}: {', '.join(binds)}"
+        return Passthrough(tuple(extra), description, device_nodes(devices))
+
+    def available(self) -> Availability:
+        return on_path("unshare")
+
+    def _dirs(self, devices: Sequence[Device]) -> tuple[str, ...]:
+        """The directories to bind for a server that binds no files (or why none can be)."""
+        nodes = device_nodes(devices)
         mine = set(nodes)
         others = {n for d in self.inventory.devices if d not in devices for n in d.device_nodes}
         dirs: list[str] = []
@@ -58,20 +71,7 @@ class UnshareBackend(Backend, backend_name="unshare"):
                     " too (--gpu), or use autopkgtest 6.0 or later (binds files) or podman"
                 )
             dirs.append(parent)
-        return dirs
-
-    def inner_args(self, args: Sequence[str], devices: Sequence[Device]) -> list[str]:
-        out = list(args)
-        for path in self._binds(devices):
-            out += ["--bind", path, path]
-        return out
-
-    def describe(self, devices: Sequence[Device]) -> str:
-        binds = self._binds(devices)
-        if not binds:
-            return "nothing to pass (no device nodes)"
-        how = "files" if binds_files(self.server) else "directories (this server binds no files)"
-        return f"bind-mounting {how}: {', '.join(binds)}"
+        return tuple(dirs)
 
 
 def _entries(directory: str) -> set[str]:

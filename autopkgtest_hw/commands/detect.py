@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import log
-from ..inventory import InventoryError
+from ..errors import Exit
 from ..render import inventory_table
 from ._common import add_inventory_option, add_json_option, get_inventory
 
@@ -25,13 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return 2
+    inventory = get_inventory(args)  # InventoryError: cli exits 2
     if args.json:
         print(inventory.to_json())
     else:
         print(inventory_table(inventory), end="")
-    return 0
+    return Exit.OK

@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import log
-from ..inventory import InventoryError
+from ..errors import Exit
 from ..matcher import match
-from ..spec import SpecError, parse
+from ..spec import parse
 from ._common import add_inventory_option, add_json_option, get_inventory
 
 HELP = "check hardware specs against this machine"
@@ -24,16 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        specs = [(text, parse(text)) for text in args.specs]
-    except SpecError as exc:
-        log.error(str(exc))
-        return 2
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return 2
+    specs = [(text, parse(text)) for text in args.specs]  # SpecError: cli exits 2
+    inventory = get_inventory(args)
     verdicts = [match(spec, inventory, label=text) for text, spec in specs]
     if args.json:
         print(
@@ -54,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         for v in verdicts:
             print(v.message)
-    return 0 if all(v.satisfied for v in verdicts) else 1
+    return Exit.OK if all(v.satisfied for v in verdicts) else Exit.FAILED

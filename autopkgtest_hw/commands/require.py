@@ -19,26 +19,17 @@ import os
 import sys
 
 from .. import log
-from ..inventory import InventoryError
+from ..errors import Exit, UsageError
 from ..matcher import match
 from ..spec import SpecError, parse
-from ._common import get_inventory
+from ._common import add_inventory_option, get_inventory
 
 HELP = "in a test: exit 77 unless the hardware specs hold, else run the command"
-
-EXIT_SKIP = 77
-EXIT_INVALID = 2
-EXIT_NOT_FOUND = 127
-EXIT_CANNOT_RUN = 126
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = "%(prog)s [--inventory FILE] SPEC... [-- COMMAND [ARG...]]"
-    parser.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="read a saved inventory (from 'detect --json') instead of detecting",
-    )
+    add_inventory_option(parser)
     # argparse drops "--" from positionals, so keep the rest verbatim and split it here.
     parser.add_argument(
         "words",
@@ -62,56 +53,48 @@ def _split(words: list[str]) -> tuple[list[str], list[str], str | None]:
         if word == "--inventory":
             inventory = next(it, None)
             if inventory is None:
-                raise ValueError("--inventory needs a FILE")
+                raise UsageError("--inventory needs a FILE")
         elif word.startswith("--inventory="):
             inventory = word.split("=", 1)[1]
         elif word in ("-d", "--debug"):
             log.setup("autopkgtest-hw", True)
         elif word.startswith("-"):
-            raise ValueError(f"unknown option {word!r} (put the command after --)")
+            raise UsageError(f"unknown option {word!r} (put the command after --)")
         else:
             rest.append(word)
     return rest, command, inventory
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        texts, command, late_inventory = _split(list(args.words))
-    except ValueError as exc:
-        log.error(str(exc))
-        return EXIT_INVALID
+    texts, command, late_inventory = _split(list(args.words))  # UsageError: cli exits 2
     if late_inventory is not None:
         args.inventory = late_inventory
     if not texts:
         log.error("no SPEC given (usage: require SPEC... [-- COMMAND [ARG...]])")
-        return EXIT_INVALID
+        return Exit.USAGE
     try:
         specs = [(text, parse(text)) for text in texts]
     except SpecError as exc:
         hint = "" if command else " (put -- before the command)"
         log.error(f"{exc}{hint}")
-        return EXIT_INVALID
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return EXIT_INVALID
+        return Exit.USAGE
+    inventory = get_inventory(args)  # InventoryError: cli exits 2
     verdicts = [match(s, inventory, label=t, subject="testbed") for t, s in specs]
     failed = [v for v in verdicts if not v.satisfied]
     if failed:
         for v in failed:
             log.info(f"skipping: {v.message}")
-        return EXIT_SKIP
+        return Exit.SKIP
     if not command:
-        return 0
+        return Exit.OK
     sys.stdout.flush()
     sys.stderr.flush()
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:
         log.error(f"{command[0]}: command not found")
-        return EXIT_NOT_FOUND
+        return Exit.NOT_FOUND
     except OSError as exc:
         log.error(f"{command[0]}: cannot run: {exc.strerror}")
-        return EXIT_CANNOT_RUN
-    return EXIT_CANNOT_RUN  # pragma: no cover - execvp does not return
+        return Exit.CANNOT_RUN
+    return Exit.CANNOT_RUN  # pragma: no cover - execvp does not return

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 
-from .. import log
-from ..adt_compat import ENV_AUTOPKGTEST, AdtCompatError
+from ..adt_compat import ENV_AUTOPKGTEST
+from ..errors import Exit, UsageError
 from ..runner import run_autopkgtest
 
 HELP = "run autopkgtest with needs-hw: restrictions checked against the testbed's hardware"
 
 #: cli hands everything after the command name to ``args.passthrough`` verbatim.
 PASSTHROUGH = True
-EXIT_ERROR = 20  # autopkgtest's code for bad usage and unexpected errors
+#: cli exits with this on an error (UsageError, AdtCompatError): autopkgtest's code.
+ERROR_EXIT = Exit.ADT_ERROR
 _OWN_OPTIONS = ("--hw-autopkgtest",)
 
 
@@ -43,10 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AUTOPKGTEST-ARGS",
         help="autopkgtest's own arguments, passed on verbatim",
     )
-
-
-class UsageError(ValueError):
-    pass
 
 
 def split_own_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -75,13 +72,5 @@ def run(args: argparse.Namespace) -> int:
         argv = list(args.autopkgtest_args)
         if args.hw_autopkgtest:
             argv = ["--hw-autopkgtest", args.hw_autopkgtest, *argv]
-    try:
-        own, rest = split_own_options(argv)
-    except UsageError as exc:
-        log.error(str(exc))
-        return EXIT_ERROR
-    try:
-        return run_autopkgtest(rest, own.get("--hw-autopkgtest"))
-    except AdtCompatError as exc:
-        log.error(str(exc))
-        return EXIT_ERROR
+    own, rest = split_own_options(argv)
+    return run_autopkgtest(rest, own.get("--hw-autopkgtest"))  # AdtCompatError: exit 20

@@ -15,13 +15,13 @@ import pytest
 
 from autopkgtest_hw.inventory import Inventory
 
-from .run_helpers import (
+from .fixtures import (
     POCL_CPU,
     TESLA_T4,
     command_test,
     have_hwgpu,
     hw_env,
-    make_package,
+    make_tests_tree,
     run_hw,
     write_inventory,
 )
@@ -41,7 +41,7 @@ def hwgpu_null(tmp_path: Path, devices: list[dict[str, object]]) -> list[str]:
 def test_without_inventory_needs_hw_tests_skip_and_others_run(
     tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [
             command_test("plain"),
@@ -59,7 +59,7 @@ def test_without_inventory_needs_hw_tests_skip_and_others_run(
 def test_invalid_spec_is_reported_as_such_not_as_absent_hardware(
     tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [
             command_test("typo", "needs-hw:cuda:cc>>8.0"),
@@ -81,7 +81,7 @@ def test_a_skipped_test_has_nothing_installed(
 ) -> None:
     """The skip comes before dependency installation: an uninstallable Depends is never tried."""
     marker = tmp_path / "ran"
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [
             command_test(
@@ -100,7 +100,7 @@ def test_a_skipped_test_has_nothing_installed(
 
 
 def test_every_test_skipped_exits_8(tmp_path: Path, autopkgtest_program: Path | None) -> None:
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [command_test("one", "needs-hw:cuda"), command_test("two", "needs-hw:rocm:gfx90a")],
     )
@@ -113,7 +113,7 @@ def test_every_test_skipped_exits_8(tmp_path: Path, autopkgtest_program: Path | 
 def test_ignore_restrictions_runs_the_test_without_checking(
     tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
-    pkg = make_package(tmp_path / "pkg", [command_test("gpu", "needs-hw:cuda:cc>=8.0")])
+    pkg = make_tests_tree(tmp_path / "pkg", [command_test("gpu", "needs-hw:cuda:cc>=8.0")])
     r = run_hw(
         ["--ignore-restrictions=needs-hw:cuda:cc>=8.0", str(pkg), "--", "null"],
         autopkgtest_program,
@@ -127,7 +127,7 @@ def test_tests_without_needs_hw_behave_as_with_plain_autopkgtest(
     tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
     """Same summary and exit code as autopkgtest itself, for every other restriction."""
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [
             command_test("plain"),
@@ -161,7 +161,7 @@ def test_tests_without_needs_hw_behave_as_with_plain_autopkgtest(
 def test_satisfied_and_unsatisfied_specs_on_a_pinned_inventory(
     tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [
             command_test("opencl-cpu", "needs-hw:opencl:type=cpu"),
@@ -186,7 +186,7 @@ def test_several_needs_hw_on_one_test_must_all_hold(
 ) -> None:
     both = "needs-hw:opencl:type=cpu needs-hw:cuda:cc>=7.0"
     stanzas = [command_test("both", both), command_test("too-new", f"{both} needs-hw:cuda:cc>=8.0")]
-    pkg = make_package(tmp_path / "pkg", stanzas)
+    pkg = make_tests_tree(tmp_path / "pkg", stanzas)
 
     only_cpu = run_hw(
         [str(pkg), *hwgpu_null(tmp_path, [POCL_CPU])], autopkgtest_program, tmp_path / "s1"
@@ -211,7 +211,7 @@ def test_several_needs_hw_on_one_test_must_all_hold(
 def test_needs_hw_with_skippable(tmp_path: Path, autopkgtest_program: Path | None) -> None:
     """needs-hw decides first; a test that does run may still skip itself with 77."""
     marker = tmp_path / "ran"
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [
             command_test("self-skip", "needs-hw:opencl:type=cpu skippable", command="exit 77"),
@@ -233,7 +233,7 @@ def test_any_virt_server_capabilities_are_read(tmp_path: Path, autopkgtest_new: 
     """6.0's null server can fake capabilities: the check reads the inventory from them."""
     inventory = Inventory.load(str(write_inventory(tmp_path / "inv.json", [POCL_CPU, TESLA_T4])))
     fake = [f"--fake-capability={cap}" for cap in inventory.to_capabilities()]
-    pkg = make_package(
+    pkg = make_tests_tree(
         tmp_path / "pkg",
         [command_test("t4", "needs-hw:cuda:sm_75"), command_test("h100", "needs-hw:cuda:sm_90")],
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .run_helpers import AUTOPKGTEST_HW, command_test, hw_env, make_package, run_hw
+from .fixtures import AUTOPKGTEST_HW, command_test, hw_env, make_tests_tree, run_hw
 
 
 def run_raw(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def run_raw(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 @pytest.fixture
 def pkg(tmp_path: Path) -> Path:
-    return make_package(
+    return make_tests_tree(
         tmp_path / "pkg", [command_test("plain"), command_test("gpu", "needs-hw:cuda")]
     )
 
@@ -73,7 +73,7 @@ def test_autopkgtest_usage_errors_are_its_own(tmp_path: Path, pkg: Path) -> None
 
 
 def test_a_failing_test_gives_autopkgtests_exit_code(tmp_path: Path) -> None:
-    pkg = make_package(tmp_path / "pkg", [command_test("fails", command="false")])
+    pkg = make_tests_tree(tmp_path / "pkg", [command_test("fails", command="false")])
     r = run_hw([str(pkg), "--", "null"], None, tmp_path / "summary")
     assert r.rc == 4
     assert r.summary == ["fails                FAIL non-zero exit status 1"]

@@ -14,7 +14,7 @@ from autopkgtest_hw import adt_compat
 from autopkgtest_hw.adt_compat import AdtCompatError, hardware_verdict, locate
 from autopkgtest_hw.inventory import Inventory
 
-from .run_helpers import POCL_CPU, TESLA_T4, write_inventory
+from .fixtures import POCL_CPU, TESLA_T4, write_inventory
 
 NO_INVENTORY = "testbed advertises no hardware inventory (run it through autopkgtest-virt-hwgpu)"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .run_helpers import AUTOPKGTEST_HW, ROOT, have_hwgpu, hw_env
+from .fixtures import AUTOPKGTEST_HW, ROOT, have_hwgpu, hw_env
 
 pytestmark = pytest.mark.skipif(
     not have_hwgpu(), reason="autopkgtest-virt-hwgpu is not in this tree yet"

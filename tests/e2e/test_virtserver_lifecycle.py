@@ -16,27 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.allocate import lock_name
-
-from .vs_support import (
+from .fixtures import (
     GONE_WITHIN,
-    HAVE_AUTOPKGTEST,
     HWGPU,
-    IS_ROOT,
     Server,
     autopkgtest,
-    fake_nvidia,
     lock_is_free,
-    make_char_device,
     make_package,
+    needs_root_and_autopkgtest,
+    one_fake_gpu,
     opened,
     process_gone,
-    save_inventory,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, null testbed)"
-)
+pytestmark = needs_root_and_autopkgtest("mknod, null testbed")
 
 
 @pytest.fixture
@@ -50,9 +43,8 @@ def servers(tmp_path: Path) -> Iterator[list[Server]]:
 @pytest.fixture
 def gpu(tmp_path: Path) -> tuple[str, str]:
     """An inventory file with one fake NVIDIA GPU (a real 195:0 node), and its lock file."""
-    node = make_char_device(tmp_path / "gpu0", "nvidia0", 0)
-    dev = fake_nvidia(node)
-    return save_inventory(tmp_path / "inv.json", dev), str(tmp_path / "locks" / lock_name(dev))
+    inv, _node, lock = one_fake_gpu(tmp_path, 0)
+    return inv, lock
 
 
 def start(servers: list[Server], tmp_path: Path, *args: str) -> Server:

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from autopkgtest_hw.inventory import Inventory
 
-from .vs_support import (
-    HAVE_AUTOPKGTEST,
-    IS_ROOT,
+from .fixtures import (
     autopkgtest,
     fake_nvidia,
     make_char_device,
     make_package,
+    needs_root_and_autopkgtest,
     save_inventory,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, null testbed)"
-)
+pytestmark = needs_root_and_autopkgtest("mknod, null testbed")
 
 
 def test_hwgpu_null_detected_host_advertises_cpu_and_test_passes(tmp_path: Path) -> None:

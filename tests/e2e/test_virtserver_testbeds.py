@@ -13,26 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.allocate import lock_name
-
-from .vs_support import (
+from .fixtures import (
     GONE_WITHIN,
-    HAVE_AUTOPKGTEST,
-    IS_ROOT,
     Server,
     autopkgtest,
     fake_nvidia,
     lock_is_free,
     make_char_device,
     make_package,
+    needs_root_and_autopkgtest,
+    one_fake_gpu,
     opened,
     process_gone,
     save_inventory,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, testbeds)"
-)
+pytestmark = needs_root_and_autopkgtest("mknod, testbeds")
 
 IMAGE = "localhost/autopkgtest-hw-vs:bookworm"
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
@@ -66,10 +62,7 @@ def containers() -> set[str]:
 @pytest.fixture
 def node_inventory(tmp_path: Path) -> tuple[str, str, str]:
     """(inventory file, device node, lock file) for one fake GPU in a dedicated directory."""
-    node = make_char_device(tmp_path / "gpu3", "nvidia3", 3)
-    dev = fake_nvidia(node, index=3)
-    inv = save_inventory(tmp_path / "inv.json", dev)
-    return inv, node, str(tmp_path / "locks" / lock_name(dev))
+    return one_fake_gpu(tmp_path, 3)
 
 
 def sees_node_package(tmp_path: Path, node: str) -> Path:

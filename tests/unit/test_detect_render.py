@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from autopkgtest_hw.inventory import Cpu, DetectorReport, Inventory
-from autopkgtest_hw.render import device_line, inventory_table
+from autopkgtest_hw.render import describe_device, inventory_table
 
 from .devices import H100_PCIE as H100
 from .devices import POCL_DETECTED as POCL
@@ -49,10 +49,17 @@ def test_table_without_devices() -> None:
 
 
 def test_device_line_for_logs() -> None:
-    line = device_line(0, H100)
+    line = describe_device(H100, "line", position=0)
     assert line.startswith("0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; [10de:2330]; 80G; sm_90")
     assert line.endswith("classes: gpu,cuda,vulkan")
     assert "\n" not in line
+
+
+def test_one_device_formatter_at_each_level_of_detail() -> None:
+    assert describe_device(H100, "short", position=3) == "#3 NVIDIA H100 PCIe (0000:3b:00.0)"
+    record = describe_device(H100)
+    assert record.startswith("nvidia 'NVIDIA H100 PCIe' at 0000:3b:00.0 [10de:2330] arch sm_90")
+    assert describe_device(H100, "asked", facts=["cc 9.0"]) == "NVIDIA H100 PCIe, cc 9.0"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

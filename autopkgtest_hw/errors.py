@@ -1,0 +1,56 @@
+"""One base for every error a user may see, and one table of exit codes.
+
+Every error this package raises on bad input or an unready host derives from
+:class:`HwError`; its message says what is wrong and how to fix it, so a
+command prints it as ``prog: error: message`` and exits with a code from the
+table below, never with a traceback.  The domain errors live beside their
+domain (``spec.SpecError``, ``inventory.InventoryError``,
+``control.ControlError``, ``allocate.AllocationError``,
+``backends.PassthroughError``, ``probe.ProbeError``,
+``adt_compat.AdtCompatError``); the command-line ones are here.
+
+The exit codes keep the meaning autopkgtest gives them: 2 for bad usage of
+our own commands, 12/16/20 as autopkgtest and its virt servers use them, 77
+for a skipped test, 126/127 as the shell uses them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class HwError(Exception):
+    """An error whose message is fit for the user (what is wrong, how to fix it)."""
+
+
+class UsageError(HwError):
+    """The command line is wrong."""
+
+
+class StartupError(HwError):
+    """The virt server's testbed cannot be set up; the message says what to do."""
+
+
+class Exit(IntEnum):
+    """Exit statuses, by meaning."""
+
+    OK = 0
+    #: A spec does not hold, lint found an error, a control file is malformed, or
+    #: the virt server could not set its testbed up (VirtSubproc.bomb() before its loop).
+    FAILED = 1
+    #: Bad usage or unreadable input of our own commands (argparse's code).
+    USAGE = 2
+    #: The virt server got EOF or a protocol error from autopkgtest (bomb() in the loop).
+    PROTOCOL = 12
+    #: The virt server's inner server died unexpectedly (autopkgtest: testbed failure).
+    INNER_CRASH = 16
+    #: autopkgtest's code for bad usage and unexpected errors (``autopkgtest-hw run``).
+    ADT_ERROR = 20
+    #: The test skipped itself (autopkgtest's skippable restriction).
+    SKIP = 77
+    #: The command was found but cannot be run (as the shell says).
+    CANNOT_RUN = 126
+    #: The command was not found (as the shell says).
+    NOT_FOUND = 127
+    #: Interrupted by SIGINT (128 + 2, as the shell says).
+    INTERRUPTED = 130
