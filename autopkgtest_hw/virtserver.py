@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import quote, unquote
 
-from . import __version__, allocate, log, probe
+from . import __version__, allocate, holder_options, log, probe
 from .backends import Backend, FallbackBackend, HostPaths, PassthroughError, backend_class
 from .backends.base import VIRT_PREFIX, kind_of
 from .inventory import Device, Inventory, InventoryError
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for a locked device (default: 0, fail at once)",
     )
+    holder_options.add_arguments(parser)
     host = parser.add_argument_group("host paths (for tests and unusual hosts)")
     host.add_argument(
         "--sysfs-root",
@@ -318,6 +319,7 @@ def _prepare(
             shared=args.shared,
             timeout=args.lock_timeout,
             on_wait=lambda m: log.info(m),
+            holder=holder_options.record(args),
         )
     except allocate.AllocationError as exc:
         raise StartupError(str(exc)) from None
