@@ -18,6 +18,9 @@ COMMANDS = {
     "plan": "plan",
     "run": "run",
     "require": "require",
+    "build": "build",
+    "shell": "shell",
+    "status": "status",
 }
 
 EXIT_USAGE = 2
