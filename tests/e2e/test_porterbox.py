@@ -44,6 +44,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 ADT_HW = str(VENV_BIN / "autopkgtest-hw")
+HWGPU = str(VENV_BIN / "autopkgtest-virt-hwgpu")
 ME = holders.user_name(os.getuid())
 
 
@@ -105,6 +106,10 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+
+
 def wait_exit(child: Any) -> int:
     """The session's exit status, once it is gone (pexpect's wait would not time out)."""
     deadline = time.monotonic() + 2 * GONE_WITHIN
@@ -122,6 +127,7 @@ def test_session_in_unshare_sees_the_node_and_blocks_ci_naming_the_holder(
     tmp_path: Path, gpu: tuple[str, str, str], bookworm_tarball: Path
 ) -> None:
     inv, node, lock = gpu
+    locks = str(tmp_path / "locks")
     assert status(tmp_path, inv)["state"] == "free"
     child = spawn_shell(
         tmp_path, inv, "--for", "30m", "--", "unshare", "--tarball", str(bookworm_tarball)
@@ -138,8 +144,7 @@ def test_session_in_unshare_sees_the_node_and_blocks_ci_naming_the_holder(
         assert f"held by porterbox session of {ME}" in status(tmp_path, inv, text=True)
         # A CI run that cannot wait long gives up, naming the holder and the time.
         ci = subprocess.run(
-            [str(VENV_BIN / "autopkgtest-virt-hwgpu"), "--inventory", inv]
-            + ["--lock-dir", str(tmp_path / "locks"), "--lock-timeout", "1", "null"],
+            [HWGPU, "--inventory", inv, "--lock-dir", locks, "--lock-timeout", "1", "null"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -151,8 +156,7 @@ def test_session_in_unshare_sees_the_node_and_blocks_ci_naming_the_holder(
         assert f" until {holders.clock(h['until'])}" in ci.stderr
         # A CI run that waits is listed as waiting, and gets the device when the shell exits.
         waiter = Server(
-            ["--inventory", inv, "--lock-dir", str(tmp_path / "locks")]
-            + ["--lock-timeout", "600", "null"],
+            ["--inventory", inv, "--lock-dir", locks, "--lock-timeout", "600", "null"],
             tmp_path / "waiter.err",
         )
         try:
