@@ -81,6 +81,9 @@ def _make_queue_dir(qdir: str) -> None:
 
 def _next_number(qdir: str) -> int:
     fd = os.open(os.path.join(qdir, ".seq"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    with contextlib.suppress(OSError):
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o666)  # whatever the umask: every user's runs draw numbers here
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         text = os.read(fd, 32).decode("ascii", "replace").strip()
