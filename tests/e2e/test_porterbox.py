@@ -168,6 +168,10 @@ def test_session_in_unshare_sees_the_node_and_blocks_ci_naming_the_holder(
             now = status(tmp_path, inv)
             assert now["holders"][0]["pid"] == waiter.proc.pid
             assert now["holders"][0]["kind"] == "ci" and now["waiters"] == []
+            assert waiter.proc.stdin is not None
+            waiter.proc.stdin.write(b"quit\n")
+            waiter.proc.stdin.close()
+            assert waiter.proc.wait(timeout=GONE_WITHIN) == 0
         finally:
             waiter.close()
     finally:
