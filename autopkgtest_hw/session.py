@@ -76,6 +76,12 @@ class VirtServer:
         self.stdout: IO[bytes] = self.proc.stdout
         self.relay = threading.Thread(target=_relay, args=(self.proc.stderr,), daemon=True)
         self.relay.start()
+        self.ready = False  # the banner came: the devices are ours and it reads commands
+
+    def banner(self) -> bool:
+        """Wait for the banner (the server waits for the devices first)."""
+        self.ready = self.line() == "ok"
+        return self.ready
 
     def line(self) -> str | None:
         raw = self.stdout.readline()
@@ -90,8 +96,14 @@ class VirtServer:
         return self.line()
 
     def shut_down(self) -> None:
-        """close, quit, then SIGTERM and SIGKILL: the server is gone afterwards."""
-        if self.proc.poll() is None:
+        """close, quit, then SIGTERM and SIGKILL: the server is gone afterwards.
+
+        A server still waiting for the devices reads no commands: it gets SIGTERM at once.
+        """
+        if not self.ready and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+        elif self.proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
                 self.stdin.write(b"close\n")
                 self.stdin.flush()
@@ -228,7 +240,7 @@ def run(virt_argv: Sequence[str], duration: float) -> int:
     status = EXIT_SETUP
     try:
         server = VirtServer(virt_argv)
-        if server.line() != "ok":
+        if not server.banner():
             say("the testbed could not be set up (see the messages above)")
             return EXIT_SETUP
         deadline = time.monotonic() + duration

@@ -209,6 +209,35 @@ def test_hangup_or_sigterm_ends_the_session_and_frees_everything(
     assert lock_is_free(lock)
 
 
+def test_sigterm_while_queued_for_busy_devices_leaves_nothing(
+    tmp_path: Path, gpu: tuple[str, str, str], servers: list[Server]
+) -> None:
+    inv, _, lock = gpu
+    holder = Server(
+        ["--inventory", inv, "--lock-dir", str(tmp_path / "locks"), "null"], tmp_path / "h"
+    )
+    servers.append(holder)
+    assert holder.line() == "ok"
+    argv = ["shell", "--inventory", inv, "--lock-dir", str(tmp_path / "locks")]
+    child = pexpect.spawn(
+        ADT_HW,
+        [*argv, "--lock-timeout", "600", "--", "null"],
+        encoding="utf-8",
+        timeout=GONE_WITHIN,
+        env=env(),
+    )
+    child.expect(f"waiting for NVIDIA H100 PCIe .* is locked by pid {holder.proc.pid} ")
+    [waiter] = status(tmp_path, inv)["waiters"]
+    assert waiter["kind"] == "porterbox" and waiter["user"] == ME
+    [virt] = children(child.pid)
+    child.kill(signal.SIGTERM)
+    assert wait_exit(child) == 128 + signal.SIGTERM
+    assert process_gone(virt)
+    assert status(tmp_path, inv)["waiters"] == []
+    assert [h["pid"] for h in status(tmp_path, inv)["holders"]] == [holder.proc.pid]
+    assert not lock_is_free(lock)  # the holder's, untouched
+
+
 def test_time_out_ends_the_session(tmp_path: Path, gpu: tuple[str, str, str]) -> None:
     inv, _, lock = gpu
     child = spawn_shell(tmp_path, inv, "--for", "4s", "--", "null")
