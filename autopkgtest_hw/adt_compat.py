@@ -68,6 +68,8 @@ def locate(program: str | None = None) -> Autopkgtest:
             f"autopkgtest not found on PATH (install it, or set {ENV_AUTOPKGTEST} "
             "to the path of an autopkgtest program)"
         )
+    if "/" not in chosen:  # a bare name, as sbuild's $autopkgtest is: found like execvp finds it
+        chosen = shutil.which(chosen) or chosen
     path = Path(chosen)
     if not path.is_file():
         raise AdtCompatError(f"autopkgtest program {chosen} does not exist")

@@ -3,8 +3,11 @@
 A lock is an ``flock`` on ``<lock dir>/<device>.lock``, held by an open file
 descriptor: the kernel drops it when the last process holding the descriptor
 dies, even by SIGKILL, so a crashed run never leaves a device locked.  The
-holder writes its pid and command line into the file, so a waiting run can
-say who it waits for.
+holder writes its record (``holders``: pid, kind, user, package, since,
+until, command line) into the file, so a waiting run can say who it waits
+for.  Waiters queue with a ticket (``tickets``) and are served in order; a
+run takes all the devices it needs at once or none, so two runs never hold
+one device each while waiting for the other's.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ import errno
 import fcntl
 import os
 import re
-import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from . import matcher, spec
+from . import holders as holder_records
+from . import matcher, spec, tickets
 from .errors import HwError
 from .hardware import normalise_address
+from .holders import Holder
 from .inventory import Device, Inventory
 from .render import describe_device
 
@@ -122,25 +125,8 @@ class Allocation:
 
 
 def holders(path: str) -> list[str]:
-    """The live processes a lock file names (``pid command line``)."""
-    out = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        pid_text, _, argv = line.partition(" ")
-        if not pid_text.isdigit():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            pass
-        out.append(f"pid {pid_text} ({argv})" if argv else f"pid {pid_text}")
-    return out
+    """The live processes a lock file names, described for a person."""
+    return [h.describe() for h in holder_records.live_holders(path)]
 
 
 def acquire(
@@ -151,12 +137,14 @@ def acquire(
     shared: bool = False,
     timeout: float = 0.0,
     on_wait: Callable[[str], None] | None = None,
+    holder: Holder | None = None,
 ) -> Allocation:
     """Lock ``count`` of the physical ``candidates`` (all if None), waiting up to ``timeout`` s.
 
     Devices that need no lock (an OpenCL CPU device) always come along and do
     not count.  With ``count``, whichever devices are free first are taken.
-    On timeout the error names the holders.
+    On timeout the error names the holders.  ``holder`` is the record written
+    into the lock files (default: this process, a CI job).
     """
     lockable = [d for d in candidates if needs_lock(d)]
     want = len(lockable) if count is None else count
@@ -167,34 +155,59 @@ def acquire(
         )
     if want:
         _make_lock_dir(lock_dir)
+    record = holder if holder is not None else holder_records.for_this_process()
     deadline = time.monotonic() + timeout
     told = False
-    held: dict[int, int] = {}  # position in lockable -> fd
-    while True:
-        for i, d in enumerate(lockable):
-            if len(held) >= want:
-                break
-            if i not in held:
-                fd = _try_lock(os.path.join(lock_dir, lock_name(d)), shared)
+    ticket: tickets.Ticket | None = None
+    qdir = os.path.join(lock_dir, tickets.QUEUE)
+    try:
+        while True:
+            held: dict[int, int] = {}  # position in lockable -> fd
+            for i, d in enumerate(lockable):
+                if len(held) >= want:
+                    break
+                name = lock_name(d)
+                if ticket is not None and not ticket.first_in_line(name):
+                    continue  # somebody asked before us
+                if ticket is None and tickets.waiters(qdir, name):
+                    continue  # others are queued for it: get in line
+                fd = _try_lock(os.path.join(lock_dir, name), shared)
                 if fd is not None:
                     held[i] = fd
-        if len(held) >= want:
-            break
-        busy = [d for i, d in enumerate(lockable) if i not in held]
-        if time.monotonic() >= deadline:
-            for fd in held.values():
+            if len(held) >= want:
+                break
+            for fd in held.values():  # all or nothing: no holding while waiting
                 os.close(fd)
-            raise AllocationError(_busy_message(busy, lock_dir, timeout))
-        if not told and on_wait is not None:
-            on_wait(_busy_message(busy, lock_dir, None))
-            told = True
-        time.sleep(POLL_INTERVAL)
+            busy = list(lockable)
+            mine = ticket.number if ticket is not None else None
+            if time.monotonic() >= deadline:
+                raise AllocationError(_busy_message(busy, lock_dir, timeout, mine))
+            if ticket is None:
+                ticket = _take_ticket(lock_dir, [lock_name(d) for d in lockable], record)
+            if not told and on_wait is not None:
+                on_wait(_busy_message(busy, lock_dir, None, ticket.number))
+                told = True
+            time.sleep(POLL_INTERVAL)
+    finally:
+        if ticket is not None:
+            ticket.leave()
+    record = holder_records.restamp(record)
     chosen = {id(lockable[i]) for i in held}
     alloc = Allocation(devices=[d for d in candidates if id(d) in chosen or not needs_lock(d)])
     for i in sorted(held):
-        _write_holder(held[i], shared)
+        _write_holder(held[i], shared, record)
         alloc.fds.append(held[i])
     return alloc
+
+
+def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Ticket:
+    try:
+        return tickets.Ticket(lock_dir, wants, record)
+    except OSError as exc:
+        raise AllocationError(
+            f"cannot queue in {lock_dir}/{tickets.QUEUE}: {exc.strerror}"
+            " (choose another one with --lock-dir)"
+        ) from None
 
 
 def _make_lock_dir(lock_dir: str) -> None:
@@ -226,8 +239,8 @@ def _try_lock(path: str, shared: bool) -> int | None:
     return fd
 
 
-def _write_holder(fd: int, shared: bool) -> None:
-    line = f"{os.getpid()} {shlex.join(sys.argv)}\n".encode()
+def _write_holder(fd: int, shared: bool, holder: Holder) -> None:
+    line = holder_records.format_record(holder).encode()
     with contextlib.suppress(OSError):
         if shared:
             os.lseek(fd, 0, os.SEEK_END)
@@ -237,12 +250,23 @@ def _write_holder(fd: int, shared: bool) -> None:
         os.write(fd, line)
 
 
-def _busy_message(busy: Sequence[Device], lock_dir: str, timeout: float | None) -> str:
+def _busy_message(
+    busy: Sequence[Device], lock_dir: str, timeout: float | None, mine: int | None
+) -> str:
     parts = []
+    qdir = os.path.join(lock_dir, tickets.QUEUE)
     for d in busy:
-        who = holders(os.path.join(lock_dir, lock_name(d)))
-        parts.append(f"{d.label} ({d.ident}) is locked by {', '.join(who) or 'another process'}")
-    text = "; ".join(parts)
+        name = lock_name(d)
+        who = holders(os.path.join(lock_dir, name))
+        text = f"{d.label} ({d.ident}) is locked by {', '.join(who) or 'another process'}"
+        if not who:
+            text = f"{d.label} ({d.ident}) is free"
+        queued = [w for w in tickets.waiters(qdir, name) if mine is None or w.number < mine]
+        if queued:
+            text += f", {len(queued)} waiting before us"
+        if who or queued:
+            parts.append(text)
+    text = "; ".join(parts) or "devices that other runs hold or wait for"
     if timeout is None:
         return f"waiting for {text}"
     return f"gave up after {timeout:g} s (--lock-timeout): {text}"

@@ -22,6 +22,9 @@ COMMANDS = {
     "plan": "plan",
     "run": "run",
     "require": "require",
+    "build": "build",
+    "shell": "shell",
+    "status": "status",
 }
 
 

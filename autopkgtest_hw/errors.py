@@ -40,6 +40,8 @@ class Exit(IntEnum):
     FAILED = 1
     #: Bad usage or unreadable input of our own commands (argparse's code).
     USAGE = 2
+    #: ``build`` refused: the hardware spec does not hold here, or the devices stayed busy.
+    REFUSED = 3
     #: The virt server got EOF or a protocol error from autopkgtest (bomb() in the loop).
     PROTOCOL = 12
     #: The virt server's inner server died unexpectedly (autopkgtest: testbed failure).
@@ -48,6 +50,8 @@ class Exit(IntEnum):
     ADT_ERROR = 20
     #: The test skipped itself (autopkgtest's skippable restriction).
     SKIP = 77
+    #: A porterbox session reached its time limit (as timeout(1) says).
+    TIMEOUT = 124
     #: The command was found but cannot be run (as the shell says).
     CANNOT_RUN = 126
     #: The command was not found (as the shell says).

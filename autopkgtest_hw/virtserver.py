@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__, allocate, log
+from . import __version__, allocate, holder_options, log
 from .argparser import Parser
 from .backends import HostPaths
 from .errors import Exit, HwError
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for a locked device (default: 0, fail at once)",
     )
+    holder_options.add_arguments(parser)
     host = parser.add_argument_group("host paths (for tests and unusual hosts)")
     host.add_argument(
         "--sysfs-root",
@@ -180,6 +181,7 @@ def request_of(args: argparse.Namespace) -> Request:
             vfio_dir=args.vfio_dir,
             cdi_dirs=tuple(args.cdi_dir) if args.cdi_dir else HostPaths.cdi_dirs,
         ),
+        holder=holder_options.record(args),
     )
 
 

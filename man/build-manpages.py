@@ -29,8 +29,9 @@ PAGES = [
     (
         "autopkgtest-hw",
         "autopkgtest_hw.cli",
-        "hardware-aware autopkgtest: detect, match, lint, plan and run needs-hw: tests",
-        ["autopkgtest-virt-hwgpu(1)", "autopkgtest(1)"],
+        "hardware-aware autopkgtest: detect, match, lint, plan and run needs-hw: tests;"
+        " build with sbuild, porterbox shells and device status",
+        ["autopkgtest-virt-hwgpu(1)", "autopkgtest(1)", "sbuild(1)"],
     ),
     (
         "autopkgtest-virt-hwgpu",

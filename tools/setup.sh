@@ -15,6 +15,7 @@ APT_PACKAGES="
     python3-all python3-setuptools python3-pytest help2man lintian devscripts
     python3-argparse-manpage
     fakeroot dpkg-dev zstd ca-certificates
+    sbuild schroot python3-pexpect
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -22,6 +22,7 @@ from ..backends import (
 )
 from ..backends.base import VIRT_PREFIX, kind_of
 from ..errors import StartupError
+from ..holders import Holder
 from ..inventory import Device, Inventory, InventoryError
 from ..render import describe_device
 
@@ -39,6 +40,7 @@ class Request:
     shared: bool = False
     lock_timeout: float = 0.0
     paths: HostPaths = field(default_factory=HostPaths)
+    holder: Holder | None = None  # the record written into the lock files (--hold-*)
 
 
 @dataclass
@@ -94,6 +96,7 @@ def prepare(request: Request) -> Testbed:
             shared=request.shared,
             timeout=request.lock_timeout,
             on_wait=lambda m: log.info(m),
+            holder=request.holder,
         )
     except allocate.AllocationError as exc:
         raise StartupError(str(exc)) from None

@@ -65,7 +65,7 @@ def test_quit_ends_everything_with_status_0(
     assert "hw%3Acuda" in caps
     assert not lock_is_free(lock)
     holder = Path(lock).read_text()
-    assert holder.startswith(f"{s.proc.pid} ") and "--inventory" in holder
+    assert holder.startswith(f"hw1 pid={s.proc.pid} kind=ci ") and "--inventory" in holder
     inner = s.inner_pid()
     assert s.cmd("close") == "ok"
     assert not os.path.exists(scratch)

@@ -1,0 +1,133 @@
+"""Build a source package with sbuild on this host's GPUs, where its hardware spec holds.
+
+  autopkgtest-hw build [options] PACKAGE -- INNER [inner options...]
+
+PACKAGE is a .dsc or an unpacked source tree.  Its XS-Requires-Hwspec (in a
+.dsc: Requires-Hwspec) is checked against this host: where a spec does not
+hold, nothing is built and the verdict says why (exit 3).  Otherwise the
+fitting devices (or those chosen with --gpu) are allocated and locked for
+the whole build, with a 'build' holder record that 'autopkgtest-hw status'
+shows, and sbuild runs with --chroot-mode=autopkgtest and the hwgpu virt
+server around INNER (e.g. 'unshare --tarball bookworm.tar'), so the build's
+tests (dh_auto_test) see the devices.  With --run-autopkgtest, sbuild then
+runs the package's autopkgtests through 'autopkgtest-hw run', needs-hw:
+understood.  Exit status: sbuild's own (0 built); 2 for bad usage or an
+invalid spec; 3 when this host does not satisfy the spec or the devices stay
+busy past --lock-timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .. import allocate, log
+from ..build import BuildError, build, read_package, verdicts
+from ..errors import Exit
+from ..inventory import InventoryError
+from ._common import add_inventory_option, get_inventory
+
+HELP = "build a package with sbuild on this host's GPUs (refused where its hwspec does not hold)"
+
+EXIT_USAGE = Exit.USAGE
+EXIT_REFUSED = Exit.REFUSED
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--gpu",
+        action="append",
+        default=[],
+        metavar="SEL",
+        help="the devices to pass (index, UUID, PCI address or spec); repeatable"
+        " (default: every device that fits the package's specs)",
+    )
+    parser.add_argument("--count", type=int, metavar="N", help="pass N of the selected devices")
+    add_inventory_option(parser)
+    parser.add_argument(
+        "--lock-dir",
+        default=allocate.DEFAULT_LOCK_DIR,
+        metavar="DIR",
+        help="directory of the per-device locks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for busy devices, in the queue (default: 0, fail at once)",
+    )
+    parser.add_argument("--dist", metavar="DIST", help="sbuild's --dist (e.g. bookworm)")
+    parser.add_argument(
+        "--run-autopkgtest",
+        action="store_true",
+        help="after the build, run the package's autopkgtests through autopkgtest-hw run",
+    )
+    parser.add_argument(
+        "--autopkgtest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for autopkgtest with --run-autopkgtest (e.g."
+        " --autopkgtest-arg=-U to update a testbed's stale apt lists); repeatable",
+    )
+    parser.add_argument(
+        "--sbuild-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for sbuild (e.g. --sbuild-arg=--no-run-lintian); repeatable",
+    )
+    parser.add_argument("package", metavar="PACKAGE", help="a .dsc file or a source tree")
+    parser.add_argument("inner", metavar="INNER", help="the inner virt server: unshare, podman...")
+    parser.add_argument(
+        "inner_args",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the inner server's own options and arguments",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        pkg = read_package(os.path.abspath(args.package))
+    except BuildError as exc:
+        log.error(str(exc))
+        return EXIT_USAGE
+    if not pkg.hwspecs and not args.gpu:
+        log.error(
+            f"{pkg.source} has no XS-Requires-Hwspec: nothing to allocate (name devices with"
+            " --gpu, or build it with plain sbuild)"
+        )
+        return EXIT_USAGE
+    try:
+        inventory = get_inventory(args)
+        results = verdicts(pkg, inventory)
+    except (InventoryError, BuildError) as exc:
+        log.error(str(exc))
+        return EXIT_USAGE
+    refused = [v for v in results if not v.satisfied]
+    for v in results:
+        (log.error if not v.satisfied else log.info)(f"{pkg.source}: {v.message}")
+    if refused:
+        log.error(f"not building {pkg.source} here: this host does not satisfy its hardware spec")
+        return EXIT_REFUSED
+    try:
+        return build(
+            pkg,
+            inventory,
+            selectors=args.gpu,
+            count=args.count,
+            lock_dir=args.lock_dir,
+            lock_timeout=args.lock_timeout,
+            inner=[args.inner, *args.inner_args],
+            dist=args.dist,
+            run_autopkgtest=args.run_autopkgtest,
+            autopkgtest_args=args.autopkgtest_arg,
+            extra=args.sbuild_arg,
+            cwd=None,
+        )
+    except BuildError as exc:
+        log.error(str(exc))
+        return EXIT_REFUSED

@@ -1,0 +1,68 @@
+"""Show who holds which of this host's devices: free, held or waited for.
+
+For every device of the inventory: free; held by a CI job (package, pid,
+since), a build (package) or a porterbox session (user, since, until); and
+who waits for it, in the order they will be served.  The state comes from
+the lock directory that autopkgtest-virt-hwgpu uses (--lock-dir) and the
+kernel's lock table; a holder record that the kernel does not confirm is
+marked unverified.  Nothing is locked or changed.  Exit status: 0, or 2 for
+an unreadable --inventory file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import allocate, log
+from ..errors import Exit
+from ..inventory import InventoryError
+from ..lockstate import HELD, UNLOCKED, DeviceState, device_states
+from ..text import safe
+from ._common import add_inventory_option, add_json_option, get_inventory
+
+HELP = "show which devices are free, held (by whom, until when) or waited for"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_option(parser)
+    add_json_option(parser)
+    parser.add_argument(
+        "--lock-dir",
+        default=allocate.DEFAULT_LOCK_DIR,
+        metavar="DIR",
+        help="the virt server's lock directory (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inventory = get_inventory(args)
+    except InventoryError as exc:
+        log.error(str(exc))
+        return Exit.USAGE
+    states = device_states(inventory, args.lock_dir)
+    if args.json:
+        data = {"lock_dir": args.lock_dir, "devices": [s.to_json() for s in states]}
+        print(json.dumps(data, indent=2))
+    else:
+        print(table(states), end="")
+    return Exit.OK
+
+
+def table(states: list[DeviceState]) -> str:
+    if not states:
+        return "No devices in the inventory.\n"
+    lines = []
+    for s in states:
+        head = f"{s.index}: {safe(s.device.label, 100)} ({safe(s.device.ident, 100)})"
+        if s.state == UNLOCKED:
+            lines.append(f"{head}: not locked (a CPU device, shared by every run)")
+            continue
+        if s.state != HELD:
+            lines.append(f"{head}: free")
+        else:
+            lines.append(f"{head}: held by {s.holders[0].describe()}")
+            lines += [f"    and by {h.describe()}" for h in s.holders[1:]]
+        lines += [f"    waiting #{n}: {w.describe()}" for n, w in enumerate(s.waiters, 1)]
+    return "\n".join(lines) + "\n"
