@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def transcripts() -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(("command", "expected"), transcripts())
 def test_transcript(command, expected):
-    argv = command.split()
+    argv = shlex.split(command)  # the specs are quoted, as a shell needs them
     assert argv[0] == "autopkgtest-hw"
     done = subprocess.run(
         [sys.executable, "-m", "autopkgtest_hw", *argv[1:]],
