@@ -269,6 +269,8 @@ def _check_routing(pkg: SourcePackage) -> Iterator[Finding]:
     for name, stanza, specs in tests:
         if not specs or len(specs) != len(stanza.needs_hw):
             continue  # an invalid needs-hw: is reported on its own
+        if architecture.field_problem(stanza.architecture) is not None:
+            continue  # it runs nowhere: test-architecture-invalid says why
         if not any(all(_may(a, s, items) for s in specs) for a in alternatives):
             token = stanza.needs_hw[0]
             wanted = ALTERNATIVE_SEPARATOR.join(_alts(specs))
