@@ -240,9 +240,25 @@ def package_requirement(pkg: SourcePackage) -> Requirement | None:
 
 
 def package_admits(pkg: SourcePackage, inventory: Inventory) -> bool:
-    """Whether a host with this inventory is a place to test the package."""
+    """Whether a host with this inventory is a place to test the package.
+
+    With XS-Requires-Hwspec: the field holds there.  Without it: one of the
+    needs-hw: tests runs there (its needs-hw: hold, its Architecture: fits).
+    Either way a package whose every test is for other architectures
+    (``Architecture:``) is not admitted: nothing would run.
+    """
     requirement = package_requirement(pkg)
-    return requirement is None or requirement.admits(inventory)
+    if requirement is not None and requirement.origin == "tests":
+        hardware = {name for name, _stanza, _specs in hardware_tests(pkg)}
+        return any(t.runs and t.name in hardware for t in make_plan(pkg, inventory).tests)
+    if requirement is not None and not requirement.admits(inventory):
+        return False
+    if pkg.tests is None or not pkg.tests.stanzas:
+        return True
+    arch = inventory.cpu.arch
+    return any(
+        architecture.skip_reason(arch, stanza.architecture) is None for stanza in pkg.tests.stanzas
+    )
 
 
 def tests_admitted(pkg: SourcePackage, inventory: Inventory) -> tuple[str, ...]:

@@ -134,7 +134,8 @@ ADMITTED = {
     "pytorch-cuda": (False, False, True, True, True, False, False),
     "pocl": (True,) * 7,
     "mesa": (True, True, True, True, True, False, False),
-    "rocblas-today": (True,) * 7,  # neither field nor needs-hw: ordinary workers
+    # neither field nor needs-hw: ordinary workers, but only amd64 ones (Architecture:)
+    "rocblas-today": (True,) * 6 + (False,),
 }
 ROUTING_SPEC_MEANING = {
     *(("pocl", h) for h in HOSTS if h != "rtx3090-workstation"),  # opencl:type=cpu on any CPU
@@ -253,3 +254,19 @@ def test_lint_is_quiet_about_coverage_of_rocblas_and_pocl(
         assert "needs-hw-test-not-covered" not in tags
         assert "skippable-gpu-test" not in tags
         assert "requires-hwspec-admits" in tags
+
+
+def test_routing_honours_architecture() -> None:
+    """An arm64 host with an MI210: the field holds, but every rocblas test is amd64-only."""
+    import dataclasses
+
+    mi210 = host("mi210-server")
+    arm = dataclasses.replace(mi210, cpu=dataclasses.replace(mi210.cpu, arch="arm64"))
+    rocblas = read_source_package(package("rocblas"))
+    assert package_requirement(rocblas) is not None
+    assert package_requirement(rocblas).admits(arm)  # type: ignore[union-attr]
+    assert not package_admits(rocblas, arm)
+    assert planner.tests_admitted(rocblas, arm) == ()
+    assert package_admits(rocblas, mi210)
+    # pocl's tests have no Architecture: wherever its field holds
+    assert package_admits(read_source_package(package("pocl")), host("rtx3090-workstation"))
