@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from . import architecture, coverage, migration
-from . import classes as hw_classes
 from .control import (
     HWSPEC_FIELD_RE,
     KNOWN_RESTRICTIONS,
@@ -66,8 +65,8 @@ class Finding:
             if self.column:
                 where += f":{self.column}"
         text = f"{where}: {self.severity}: {self.message} [{self.tag}]"
-        if self.fix:
-            text += f"\n    fix: {self.fix}"
+        if self.fix:  # several lines: each under the first
+            text += "\n    fix: " + self.fix.replace("\n", "\n         ")
         return text
 
 
@@ -326,7 +325,7 @@ def _check_migration(pkg: SourcePackage) -> Iterator[Finding]:
         f"skippable tests that look for the GPU themselves and exit 77 without it: {tests}. "
         f"Say it with {' or '.join(specs)} in Restrictions: autopkgtest-hw then runs them only "
         "where the hardware is, CI can route them, and the launcher or check may stay",
-        " | ".join(lines) if len(lines) > 1 else lines[0],
+        "\n".join(lines),
     )
 
 
@@ -485,12 +484,10 @@ def _check_spec(
 def _unanswerable(spec: Spec) -> list[tuple[Constraint, str]]:
     """The constraints of ``spec`` that no detector can ever answer, and why.
 
-    TODO(spec-meaning merge): replace this stand-in by the spec-meaning branch's
-    ``unanswerable(spec)`` (classes.py or matcher.py), which knows every detector.
+    TODO(spec-meaning merge): replace this stand-in and ``_UNANSWERED`` by the
+    spec-meaning branch's ``unanswerable(spec)`` (classes.py or matcher.py),
+    which knows every detector; keep the finding (tag, place, message).
     """
-    real = getattr(hw_classes, "unanswerable", None)
-    if callable(real):
-        return list(real(spec))
     out = []
     for alt in spec.alternatives:
         for c in alt.constraints:

@@ -117,9 +117,15 @@ def test_migration_sees_own_kfd_checks_and_gpu_depends(
         hint["message"]
     )
     assert hint["fix"] == (
-        "Restrictions: needs-hw:rocm, skippable | "
+        "Restrictions: needs-hw:rocm, skippable\n"
         "Restrictions: needs-hw:cuda, skippable, allow-stderr"
     )
+    main(["lint", str(src)])
+    out = capsys.readouterr().out
+    assert (
+        "    fix: Restrictions: needs-hw:rocm, skippable\n"
+        "         Restrictions: needs-hw:cuda, skippable, allow-stderr\n"
+    ) in out
 
 
 def test_architecture_all_or_mixed_is_an_error(
@@ -146,3 +152,16 @@ def test_plan_of_an_inventory_without_arch_does_not_guess(tmp_path: Path) -> Non
     assert plan.tests[0].reasons == (
         "Architecture: amd64 cannot be checked: the inventory names no dpkg architecture",
     )
+
+
+def test_constraints_no_detector_answers_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_source(
+        tmp_path, "Tests: t\nRestrictions: skippable needs-hw:rocm:driver>=6.0 needs-hw:cuda\n"
+    )
+    found = findings(capsys, src)
+    assert [(f["tag"], f["line"], f["column"]) for f in found] == [
+        ("needs-hw-without-requires-hwspec", 1, None),
+        ("needs-hw-unanswerable", 2, 39),  # at "driver>=6.0"
+    ]
