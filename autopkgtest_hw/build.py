@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from . import allocate, holders, log
 from .control import ControlError, read_source_control
 from .errors import HwError
+from .hwspec_field import field_specs
 from .inventory import Inventory
 from .matcher import Verdict, match
 from .render import describe_device
@@ -59,7 +60,8 @@ def read_package(path: str) -> Package:
         raise BuildError(str(exc)) from None
     if not sc.source:
         raise BuildError(f"{control}: the source stanza has no Source field")
-    return Package(path, sc.source, tuple(t.text for t in sc.hwspecs))
+    specs = tuple(s.text for f in sc.hwspec_fields for s in field_specs(f))
+    return Package(path, sc.source, specs)
 
 
 def _read_dsc(path: str) -> Package:
@@ -76,7 +78,7 @@ def _read_dsc(path: str) -> Package:
     specs: list[str] = []
     for name, value in dsc.items():
         if name.lower() in ("requires-hwspec", "xs-requires-hwspec", "x-requires-hwspec"):
-            specs += [s.strip() for s in value.split(",") if s.strip()]
+            specs += ["".join(s.split()) for s in value.split(",") if s.strip()]
     return Package(path, source.strip(), tuple(specs))
 
 

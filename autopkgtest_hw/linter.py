@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from . import architecture, coverage, migration
 from .control import (
     HWSPEC_FIELD_RE,
     KNOWN_RESTRICTIONS,
@@ -25,13 +26,21 @@ from .control import (
     ControlReadError,
     Field,
     SourceControl,
+    SourcePackage,
     TestsControl,
     TestStanza,
     Token,
     read_source_control,
     read_tests_control,
 )
-from .spec import NEEDS_HW_PREFIX, OPERATORS, SpecError, parse
+from .hwspec_field import FieldSpec, field_specs
+from .planner import (
+    ALTERNATIVE_SEPARATOR,
+    alternatives_of_test,
+    hardware_tests,
+    suggested_requirement,
+)
+from .spec import NEEDS_HW_PREFIX, OPERATORS, Alternative, Constraint, Spec, SpecError, parse
 
 _T = TypeVar("_T")
 SEVERITIES = ("error", "warning", "info")
@@ -56,8 +65,8 @@ class Finding:
             if self.column:
                 where += f":{self.column}"
         text = f"{where}: {self.severity}: {self.message} [{self.tag}]"
-        if self.fix:
-            text += f"\n    fix: {self.fix}"
+        if self.fix:  # several lines: each under the first
+            text += "\n    fix: " + self.fix.replace("\n", "\n         ")
         return text
 
 
@@ -80,8 +89,10 @@ def lint_source(srcdir: str) -> list[Finding]:
         findings += _check_source(source)
     if tests is not None:
         findings += _check_tests(tests)
-        if source is not None and not source.hwspec_fields:
-            findings += _check_routing(source, tests)
+        if source is not None:
+            pkg = SourcePackage(srcdir, source, tests)
+            findings += _check_routing(pkg)
+            findings += _check_migration(pkg)
     return sorted(findings, key=lambda f: (f.path, f.line or 0, f.column or 0))
 
 
@@ -158,8 +169,9 @@ def _check_source(source: SourceControl) -> Iterator[Finding]:
                 1,
                 f"{f.name} is empty; leave the field out to mean cpu",
             )
-        for item in f.items():
-            yield from _check_spec(source.path, item, f.name)
+        for item in field_specs(f):
+            token = Token(item.text, item.line, item.column)
+            yield from _check_spec(source.path, token, f.name, item)
             if item.text.startswith(NEEDS_HW_PREFIX):
                 yield Finding(
                     "warning",
@@ -209,30 +221,142 @@ def _check_tests(tests: TestsControl) -> Iterator[Finding]:
                     yield _needs_hw_misplaced(tests.path, token, field_name)
         if stanza.needs_hw and not stanza.has_restriction("skippable"):
             yield _without_skippable(tests.path, stanza, names)
+        problem = architecture.field_problem(stanza.architecture)
+        arch_field = stanza.paragraph.get("Architecture")
+        if problem is not None and arch_field is not None:
+            yield Finding(
+                "error",
+                "test-architecture-invalid",
+                tests.path,
+                arch_field.line,
+                1,
+                f"Architecture: {arch_field.value.strip()}: autopkgtest skips {names} on every "
+                f"architecture ({problem})",
+            )
 
 
-def _check_routing(source: SourceControl, tests: TestsControl) -> Iterator[Finding]:
-    needed = [t.text for s in tests.stanzas for t in s.needs_hw if _parses(t.text)]
-    if needed:
+def _check_routing(pkg: SourcePackage) -> Iterator[Finding]:
+    """The package field against the tests: suggested, covering, and what runs where."""
+    source = pkg.control
+    tests = hardware_tests(pkg)
+    if not source.hwspec_fields:
+        suggested = suggested_requirement(pkg)
+        if suggested is not None:
+            names = ", ".join(n for n, _s, specs in tests if specs)
+            yield Finding(
+                "info",
+                "needs-hw-without-requires-hwspec",
+                source.path,
+                source.line,
+                None,
+                f"tests need hardware ({names}) but the source stanza has no "
+                "XS-Requires-Hwspec, which says where the package must be tested: a CI that "
+                "reads only the .dsc or Sources sends it to ordinary (cpu) workers",
+                f"XS-Requires-Hwspec: {suggested.text}",
+            )
+        return
+    field = source.hwspec_fields[0]
+    items: list[Spec] = []
+    for item in field_specs(field):
+        try:
+            items.append(parse(item.text))
+        except SpecError:
+            return  # reported as invalid-requires-hwspec
+    alternatives = [a for s in items for a in s.alternatives]
+    runs: dict[str, list[str]] = {a.text: [] for a in alternatives}
+    maybe: list[str] = []
+    for name, stanza, specs in tests:
+        if not specs or len(specs) != len(stanza.needs_hw):
+            continue  # an invalid needs-hw: is reported on its own
+        if architecture.field_problem(stanza.architecture) is not None:
+            continue  # it runs nowhere: test-architecture-invalid says why
+        if not any(all(_may(a, s, items) for s in specs) for a in alternatives):
+            token = stanza.needs_hw[0]
+            wanted = ALTERNATIVE_SEPARATOR.join(_alts(specs))
+            fix = None
+            if len(items) == 1:
+                fix = f"{field.name}: {_field_text(items[0])}{ALTERNATIVE_SEPARATOR}{wanted}"
+            yield Finding(
+                "warning",
+                "needs-hw-test-not-covered",
+                pkg.tests.path if pkg.tests else source.path,
+                token.line,
+                token.column,
+                f"{name} ({', '.join(t.text for t in stanza.needs_hw)}) can run on no host that "
+                f"{field.name} ({_field_text_all(items)}) admits, so CI never runs it: "
+                "add an alternative for it",
+                fix,
+            )
+            continue
+        sure = [a.text for a in alternatives if all(_sure(a, s, items) for s in specs)]
+        for a in sure:
+            runs[a].append(name)
+        if not sure:
+            maybe.append(name)
+    if any(runs.values()) or maybe:
+        parts = [f"{a} runs {', '.join(n) if n else 'no test'}" for a, n in runs.items()]
+        if maybe:
+            parts.append(f"{', '.join(maybe)} only where the host has more than the field asks")
         yield Finding(
             "info",
-            "needs-hw-without-requires-hwspec",
+            "requires-hwspec-admits",
             source.path,
-            source.line,
-            None,
-            f"tests need hardware ({', '.join(dict.fromkeys(needed))}) but the source stanza "
-            "has no XS-Requires-Hwspec, so CI routing treats the package as cpu-only",
-            "XS-Requires-Hwspec: "
-            + ", ".join(dict.fromkeys(t[len(NEEDS_HW_PREFIX) :] for t in needed)),
+            field.line,
+            1,
+            f"on a host that {field.name} admits: " + "; ".join(parts),
         )
 
 
-def _parses(text: str) -> bool:
-    try:
-        parse(text)
-    except SpecError:
-        return False
-    return True
+def _check_migration(pkg: SourcePackage) -> Iterator[Finding]:
+    """One hint per package for today's self-skipping GPU tests, with the line to write."""
+    found = migration.find(pkg)
+    if not found or pkg.tests is None:
+        return
+    first = found[0].stanza.paragraph.get("Restrictions")
+    tests = "; ".join(f"{t.name} ({t.evidence})" for t in found)
+    lines = list(dict.fromkeys(t.restrictions_line for t in found))
+    specs = list(dict.fromkeys(f"needs-hw:{t.spec}" for t in found))
+    yield Finding(
+        "info",
+        "skippable-gpu-test",
+        pkg.tests.path,
+        first.line if first else found[0].stanza.line,
+        1,
+        f"skippable tests that look for the GPU themselves and exit 77 without it: {tests}. "
+        f"Say it with {' or '.join(specs)} in Restrictions: autopkgtest-hw then runs them only "
+        "where the hardware is, CI can route them, and the launcher or check may stay",
+        "\n".join(lines),
+    )
+
+
+def _alts(specs: tuple[Spec, ...]) -> list[str]:
+    return [a.text for a in alternatives_of_test(specs)]
+
+
+def _field_text(spec: Spec) -> str:
+    return ALTERNATIVE_SEPARATOR.join(a.text for a in spec.alternatives)
+
+
+def _field_text_all(items: list[Spec]) -> str:
+    return ", ".join(_field_text(s) for s in items)
+
+
+def _may(alt: Alternative, spec: Spec, items: list[Spec]) -> bool:
+    """A host admitted through ``alt`` may satisfy ``spec``."""
+    if all(coverage.on_cpu(t) for t in spec.alternatives):
+        return True  # every host has a CPU; its details are the CPU's own
+    return any(coverage.compatible(alt, t) for t in spec.alternatives)
+
+
+def _sure(alt: Alternative, spec: Spec, items: list[Spec]) -> bool:
+    """Every host admitted through ``alt`` satisfies ``spec``: ``alt`` implies it, or an
+    item of the field all of whose alternatives imply it."""
+    if any(coverage.implies(alt, t) for t in spec.alternatives):
+        return True
+    return any(
+        all(any(coverage.implies(f, t) for t in spec.alternatives) for f in item.alternatives)
+        for item in items
+    )
 
 
 def _unknown_field(path: str, f: Field, names: str) -> Finding:
@@ -313,7 +437,14 @@ def _misspelt_prefix(text: str) -> str | None:
     return None
 
 
-def _check_spec(path: str, token: Token, where: str) -> Iterator[Finding]:
+def _check_spec(
+    path: str, token: Token, where: str, item: FieldSpec | None = None
+) -> Iterator[Finding]:
+    def place(offset: int) -> tuple[int, int]:
+        if item is not None:  # a field's spec may be folded over lines
+            return item.place(offset)
+        return token.line, token.column + offset
+
     try:
         spec = parse(token.text)
     except SpecError as exc:
@@ -321,8 +452,7 @@ def _check_spec(path: str, token: Token, where: str) -> Iterator[Finding]:
             "error",
             "invalid-needs-hw-spec" if where == "needs-hw:" else "invalid-requires-hwspec",
             path,
-            token.line,
-            token.column + exc.position,
+            *place(exc.position),
             f"invalid hardware spec {token.text!r}: {exc.message}",
             _fixed_spec(token.text, exc),
         )
@@ -335,11 +465,44 @@ def _check_spec(path: str, token: Token, where: str) -> Iterator[Finding]:
             "warning",
             "needs-hw-unknown-key",
             path,
-            token.line,
-            token.column + max(at, 0),
+            *place(max(at, 0)),
             f"{token.text!r}: key {key!r} is unknown to this version of autopkgtest-hw; "
             "it reads as never satisfied, so the test is skipped (a newer version may know it)",
         )
+    for constraint, why in _unanswerable(spec):
+        at = token.text.find(constraint.text)
+        yield Finding(
+            "warning",
+            "needs-hw-unanswerable",
+            path,
+            *place(max(at, 0)),
+            f"{token.text!r}: no detector can answer {constraint.text!r} ({why}), "
+            "so it is never satisfied",
+        )
+
+
+def _unanswerable(spec: Spec) -> list[tuple[Constraint, str]]:
+    """The constraints of ``spec`` that no detector can ever answer, and why.
+
+    TODO(spec-meaning merge): replace this stand-in and ``_UNANSWERED`` by the
+    spec-meaning branch's ``unanswerable(spec)`` (classes.py or matcher.py),
+    which knows every detector; keep the finding (tag, place, message).
+    """
+    out = []
+    for alt in spec.alternatives:
+        for c in alt.constraints:
+            why = _UNANSWERED.get((alt.device_class, c.key))
+            if why is not None:
+                out.append((c, why))
+    return out
+
+
+#: Stand-in for the spec-meaning branch: (class, key) pairs no detector fills today.
+_UNANSWERED = {
+    ("rocm", "driver"): "only NVML reports a driver version",
+    ("sycl", "driver"): "only NVML reports a driver version",
+    ("vulkan", "version"): "no detector reads Vulkan",
+}
 
 
 def _fixed_spec(text: str, exc: SpecError) -> str | None:

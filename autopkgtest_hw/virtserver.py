@@ -41,7 +41,7 @@ examples:
       run on this host; advertise its GPUs (nothing to pass)
   autopkgtest pkg.dsc -- hwgpu --gpu 0 podman debian:sid
       one GPU into a podman container (CDI name if a CDI spec lists it)
-  autopkgtest pkg.dsc -- hwgpu --gpu cuda:cc>=8.0 --count 1 --lock-timeout 3600 \\
+  autopkgtest pkg.dsc -- hwgpu --gpu 'cuda:cc>=8.0' --count 1 --lock-timeout 3600 \\
       qemu --ram-size 8192 sid.img
       any one free Ampere-or-newer GPU, by VFIO, waiting up to an hour for it
   autopkgtest pkg.dsc -- hwgpu --inventory host.json unshare -t sid.tar
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SEL",
         help="a device to pass: NVML index (else position in the inventory), UUID, PCI"
-        " address, or a hardware spec such as cuda:cc>=8.0 (every fitting device);"
+        " address, or a hardware spec such as 'cuda:cc>=8.0' (every fitting device);"
         " repeatable; default: every device of the inventory",
     )
     sel.add_argument(

@@ -17,7 +17,12 @@ HELP = "check hardware specs against this machine"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. cuda:cc>=8.0; all must hold")
+    parser.add_argument(
+        "specs",
+        nargs="+",
+        metavar="SPEC",
+        help="e.g. 'cuda:cc>=8.0' (quoted: > is a redirection to the shell); all must hold",
+    )
     add_inventory_option(parser)
     add_json_option(parser)
 

@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 def render(plan: Plan, inventory_path: str | None) -> str:
     where = f"the inventory {inventory_path}" if inventory_path else "this machine"
+    if plan.arch:
+        where += f" ({plan.arch})"
     lines = [f"{plan.source or plan.srcdir}: tests on {where}"]
     label = plan.hwspec_field or "no XS-Requires-Hwspec, so"
     for r in plan.requires_hwspec:

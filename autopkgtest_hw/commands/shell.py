@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SEL",
-        help="a device to pass: index, UUID, PCI address or a spec such as cuda:cc>=8.0;"
+        help="a device to pass: index, UUID, PCI address or a spec such as 'cuda:cc>=8.0';"
         " repeatable (default: every device)",
     )
     parser.add_argument("--count", metavar="N", help="pass N of the selected devices")

@@ -167,3 +167,124 @@ def test_locate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(AdtCompatError, match="autopkgtest not found on PATH"):
         locate()
+
+
+# -- Architecture: autopkgtest decides it before our needs-hw: check ------------
+
+#: parse_debian_source of the given autopkgtest on a source tree, with the
+#: needs-hw: check installed; every SKIP it reports, and the tests it keeps.
+ARCH_PROBE = """
+import json, sys
+from autopkgtest_hw import adt_compat
+at = adt_compat.locate(sys.argv[1] or None)
+adt_compat.install(at)
+import testdesc
+skips = {}
+testdesc.Unsupported.report = lambda self: skips.__setitem__(self.testname, self.message)
+srcdir, caps, arch = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+if at.version.startswith("5."):
+    tests, _ = testdesc.parse_debian_source(srcdir, caps, arch)
+else:
+    tests, _ = testdesc.parse_debian_source(srcdir, caps, arch, False)
+ours = {}
+for case in json.loads(sys.argv[5]):
+    try:
+        testdesc._check_architecture("t", arch, case)
+        ours[" ".join(case)] = None
+    except testdesc.Unsupported as u:
+        ours[" ".join(case)] = u.message
+print(json.dumps({"run": [t.name for t in tests], "skip": skips, "check": ours}))
+"""
+
+ARCH_CONTROL = """\
+Tests: arm64-only
+Architecture: arm64
+Restrictions: needs-hw:cuda
+Depends: coreutils
+
+Tests: amd64-rocm
+Architecture: amd64
+Restrictions: needs-hw:rocm:gfx90a
+Depends: coreutils
+
+Tests: not-amd64
+Architecture: !amd64
+Restrictions: needs-hw:cuda:cc>=7.0
+Depends: coreutils
+
+Tests: cuda-anywhere
+Architecture: linux-any
+Restrictions: needs-hw:cuda:cc>=7.0
+Depends: coreutils
+"""
+
+ARCH_CASES = [
+    ["arm64"],
+    ["amd64", "arm64"],
+    ["!amd64"],
+    ["!arm64"],
+    ["any-amd64"],
+    ["linux-any"],
+    ["any"],
+    [],
+    ["all"],
+    ["amd64", "!arm64"],
+    ["!arm64", "amd64"],
+    ["!amd64", "arm64"],
+    ["kfreebsd-any"],
+]
+
+
+def test_architecture_skips_before_needs_hw_in_run_and_plan_says_the_same(
+    tmp_path: Path, autopkgtest_program: Path | None
+) -> None:
+    from autopkgtest_hw import architecture
+    from autopkgtest_hw.control import read_source_package
+    from autopkgtest_hw.planner import make_plan
+
+    src = tmp_path / "src"
+    (src / "debian" / "tests").mkdir(parents=True)
+    (src / "debian" / "control").write_text(
+        "Source: archdemo\n\nPackage: archdemo\nArchitecture: all\n", encoding="utf-8"
+    )
+    (src / "debian" / "tests" / "control").write_text(ARCH_CONTROL, encoding="utf-8")
+    caps = caps_of(tmp_path, [TESLA_T4])  # an amd64 host with a T4: no ROCm
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ARCH_PROBE,
+            str(autopkgtest_program or ""),
+            str(src),
+            json.dumps(caps),
+            "amd64",
+            json.dumps(ARCH_CASES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    not_listed = (
+        "Test lists explicitly supported architectures, but the current architecture amd64 "
+        "isn't listed."
+    )
+    # autopkgtest's own reason, not a hardware verdict, for the tests of other architectures
+    assert out["skip"]["arm64-only"] == not_listed
+    assert out["skip"]["not-amd64"] == "Test declares architecture as not supported: amd64"
+    # on its own architecture a test meets our needs-hw: check
+    assert out["skip"]["amd64-rocm"].startswith("needs-hw:rocm:gfx90a not satisfied: testbed has")
+    assert out["run"] == ["cuda-anywhere"]
+    # plan says what autopkgtest says, word for word
+    inventory = Inventory.from_capabilities(caps)
+    assert inventory is not None and inventory.cpu.arch == "amd64"
+    plan = {t.name: t for t in make_plan(read_source_package(str(src)), inventory).tests}
+    for name, reason in out["skip"].items():
+        assert plan[name].runs is False
+        # (plan speaks of the machine whose inventory it reads, run of the testbed)
+        assert plan[name].reasons[0] == reason.replace("testbed has", "machine has")
+    assert plan["cuda-anywhere"].runs is True
+    assert plan["arm64-only"].needs_hw == ()  # no hardware looked at
+    for case in ARCH_CASES:
+        assert architecture.skip_reason("amd64", case) == out["check"][" ".join(case)], case

@@ -109,8 +109,13 @@ def test_clean_package_exits_0_with_hints(
     rc, found = findings(capsys, str(src))
     assert rc == 0
     assert [(f["severity"], f["tag"], f["line"]) for f in found] == [
-        ("info", "needs-hw-without-skippable", 5)
+        ("info", "requires-hwspec-admits", 3),
+        ("info", "needs-hw-without-skippable", 5),
     ]
+    assert found[0]["message"] == (
+        "on a host that XS-Requires-Hwspec admits: cuda:cc>=8.0 runs t, u; "
+        "opencl:type=cpu runs t, u"  # commas: every host has both
+    )
 
 
 def test_nothing_to_say_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
