@@ -18,6 +18,9 @@ COMMANDS = {
     "plan": "plan",
     "run": "run",
     "require": "require",
+    "profile": "profile",
+    "route": "route",
+    "enqueue": "enqueue",
 }
 
 EXIT_USAGE = 2

@@ -1,0 +1,195 @@
+"""What routing needs to know of a source package, from an archive index or a source tree.
+
+An archive ``Sources`` index (read with python-debian; with python3-apt's
+parser when it is installed, which reads all of sid in well under a second)
+carries ``Package``, ``Architecture``, ``Testsuite`` and the maintainer's
+``XS-Requires-Hwspec`` as ``Requires-Hwspec``.  It does not carry
+``debian/tests/control``, so a package's ``needs-hw:`` tests are only known
+from an unpacked source tree.
+
+Nothing here raises anything but :class:`ArchiveError`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from debian import deb822
+
+from .control import (
+    ControlError,
+    SourcePackage,
+    read_paragraphs,
+    read_source_package,
+)
+from .escape import safe
+
+#: debci-worker's own check on the package word of a request.
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+MAX_NAME = 100
+_FIELDS = ["Package", "Version", "Architecture", "Testsuite", "Requires-Hwspec"]
+_DECOMPRESS: dict[str, Callable[..., Any]] = {
+    ".gz": gzip.open,
+    ".xz": lzma.open,
+    ".bz2": bz2.open,
+}
+#: dpkg's architecture -> CPU where the two differ (the OS is linux unless named).
+_CPU_OF = {"armel": "arm", "armhf": "arm", "x32": "amd64", "powerpcspe": "powerpc"}
+
+
+try:
+    import apt_pkg  # noqa: F401  (python-debian uses it when asked to)
+
+    _HAVE_APT_PKG = True
+except ImportError:  # pragma: no cover - python3-apt is a Recommends
+    _HAVE_APT_PKG = False
+
+
+class ArchiveError(Exception):
+    """An index or source tree that cannot be read."""
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One source package as routing sees it."""
+
+    package: str
+    version: str
+    architectures: tuple[str, ...]  # the .dsc's Architecture: words ("any", "all", "linux-any")
+    hwspecs: tuple[str, ...]  # Requires-Hwspec, split on commas; () = none given
+    has_tests: bool
+    origin: str  # "Sources:123" or the source directory
+    tree: SourcePackage | None = None  # an unpacked source: its tests are known
+    error: str | None = None  # why it cannot be routed (bad name, unreadable control)
+
+
+def arch_matches(arch: str, wildcard: str) -> bool:
+    """dpkg's architecture wildcard rule, for the names Debian uses.
+
+    ``any`` and ``all`` hold everywhere (``all`` packages are tested on every
+    architecture that has workers); ``linux-any``/``any-amd64`` match the OS/CPU.
+    """
+    if wildcard in ("any", "all", arch):
+        return True
+    if "-" not in wildcard:
+        return False
+    os_name, cpu = _split_arch(arch)
+    parts = wildcard.split("-")
+    w_os, w_cpu = parts[-2], parts[-1]
+    return w_os in ("any", os_name) and w_cpu in ("any", cpu)
+
+
+def _split_arch(arch: str) -> tuple[str, str]:
+    if "-" in arch:
+        os_name, cpu = arch.split("-", 1)
+        return os_name, _CPU_OF.get(cpu, cpu)
+    return "linux", _CPU_OF.get(arch, arch)
+
+
+def fits_arch(arch: str, words: tuple[str, ...]) -> bool:
+    """Whether a package (or test) with Architecture ``words`` runs on ``arch``; () = any."""
+    return not words or any(arch_matches(arch, w) for w in words)
+
+
+def _split_specs(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def _has_autopkgtest(testsuite: str) -> bool:
+    return any(t.strip().startswith("autopkgtest") for t in testsuite.split(","))
+
+
+def _check_name(name: str) -> str | None:
+    if len(name) > MAX_NAME or not PACKAGE_RE.match(name):
+        return f"invalid package name {safe(name)!r}"
+    return None
+
+
+def _open_index(path: str) -> IO[bytes]:
+    try:
+        opener = _DECOMPRESS.get(os.path.splitext(path)[1])
+        if opener is None:
+            return open(path, "rb")
+        with opener(path, "rb") as f:  # python3-apt's parser reads only plain files
+            return io.BytesIO(f.read())
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise ArchiveError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def read_sources_index(path: str) -> Iterator[SourceEntry]:
+    """Every stanza of a Sources index (plain, .gz, .xz or .bz2); the newest version
+    of a package wins when it is listed twice is left to the caller."""
+    f = _open_index(path)
+    try:
+        use_apt = _HAVE_APT_PKG and not isinstance(f, io.BytesIO)
+        lines: IO[bytes] | list[bytes] = f if use_apt else f.read().splitlines(keepends=True)
+        number = 0
+        try:
+            for para in deb822.Sources.iter_paragraphs(
+                lines, use_apt_pkg=use_apt, fields=_FIELDS, encoding="utf-8"
+            ):
+                number += 1
+                name = str(para.get("Package", "")).strip()
+                origin = f"{path}: stanza {number}"
+                arches = tuple(str(para.get("Architecture", "")).split())
+                yield SourceEntry(
+                    package=name,
+                    version=str(para.get("Version", "")).strip(),
+                    architectures=arches,
+                    hwspecs=_split_specs(str(para.get("Requires-Hwspec", ""))),
+                    has_tests=_has_autopkgtest(str(para.get("Testsuite", ""))),
+                    origin=origin,
+                    error=_check_name(name),
+                )
+        except (UnicodeDecodeError, ValueError, SystemError) as exc:
+            raise ArchiveError(f"{path}: after stanza {number}: {exc}") from None
+    finally:
+        f.close()
+
+
+def read_source_tree(srcdir: str) -> SourceEntry:
+    """An unpacked source package: its control files, its tests and their needs."""
+    try:
+        pkg = read_source_package(srcdir)
+        doc = read_paragraphs(pkg.control.path)
+    except ControlError as exc:
+        return SourceEntry(
+            package=os.path.basename(os.path.abspath(srcdir)),
+            version="",
+            architectures=(),
+            hwspecs=(),
+            has_tests=False,
+            origin=srcdir,
+            error=str(exc),
+        )
+    arches: list[str] = []
+    for para in doc.paragraphs:
+        if para is doc.paragraphs[0] or para.get("Package") is None:
+            continue
+        f = para.get("Architecture")
+        for word in f.value.split() if f else ("any",):
+            if word not in arches:
+                arches.append(word)
+    name = pkg.control.source or os.path.basename(os.path.abspath(srcdir))
+    source_para = pkg.control.paragraph
+    testsuite = source_para.get("Testsuite") if source_para else None
+    has_tests = pkg.tests is not None or bool(testsuite and _has_autopkgtest(testsuite.value))
+    specs = tuple(t.text for f in pkg.control.hwspec_fields for t in f.items())
+    return SourceEntry(
+        package=name,
+        version="",
+        architectures=tuple(arches),
+        hwspecs=specs,
+        has_tests=has_tests,
+        origin=srcdir,
+        tree=pkg,
+        error=_check_name(name),
+    )
