@@ -29,7 +29,7 @@ from .control import DEFAULT_HWSPEC
 from .escape import safe
 from .fleet import Fleet, FleetError, Profile
 from .matcher import match
-from .spec import Spec, SpecError, parse
+from .spec import NEEDS_HW_PREFIX, Spec, SpecError, parse
 
 POLICY_SHORTEST = "shortest-queue"
 POLICY_MATRIX = "matrix"
@@ -160,6 +160,21 @@ class Router:
             self._verdicts[key] = v
         return self._verdicts[key]
 
+    def _closeness(self, specs: Iterable[str], profile: Profile) -> int:
+        """2 for each spec that holds, 1 for one whose class the profile at least has."""
+        inventory = self.fleet.inventory(profile)
+        classes = set(inventory.classes()) if inventory else set()
+        score = 0
+        for text in specs:
+            spec = self._spec(text)
+            if self._verdict(text, profile).ok:
+                score += 2
+            elif not isinstance(spec, SpecError) and any(
+                a.device_class in classes for a in spec.alternatives
+            ):
+                score += 1
+        return score
+
     def _fits(self, profile: Profile, arches: tuple[str, ...]) -> bool:
         key = (profile.arch, arches)
         if key not in self._arch_fit:
@@ -255,10 +270,7 @@ class Router:
                 entry, needs, None, (f"no {kind} profile for Architecture: {safe(arches)}",)
             )
             return
-        best = max(
-            candidates,
-            key=lambda p: (sum(self._verdict(s, p).ok for s in specs), -self._order[p.name]),
-        )
+        best = max(candidates, key=lambda p: (self._closeness(specs, p), -self._order[p.name]))
         reasons = tuple(
             self._verdict(s, best).reason for s in specs if not self._verdict(s, best).ok
         )
@@ -275,7 +287,7 @@ class Router:
             assert inventory is not None
             plan = make_plan(entry.tree, inventory)
             runnable = []
-            best = (0, ["no needs-hw: test"])
+            best = (-1, ["no needs-hw: test can run"])
             for t in plan.tests:
                 stanza = stanzas[t.name]
                 if not stanza.needs_hw:
@@ -287,8 +299,10 @@ class Router:
                 if t.runs:
                     runnable.append(t.name)
                     continue
-                held = sum(r.satisfied for r in t.needs_hw)
-                if held >= best[0]:
+                held = self._closeness(
+                    (r.spec.removeprefix(NEEDS_HW_PREFIX) for r in t.needs_hw), p
+                )
+                if held > best[0]:
                     best = (held, [f"{t.name}: {r}" for r in t.reasons])
             if runnable:
                 fitting.append(p)
