@@ -109,6 +109,7 @@ def fleet(
         model="NVIDIA A100-PCIE-40GB",
         arch="sm_80",
         compute_capability="8.0",
+        uuid="GPU-00000000-0000-0000-0000-0000000000a1",  # its own lock, not h100's GPU 0
     )
     a100 = save_inventory(base / "a100.json", a100_dev)
     cpu = save_inventory(base / "cpu.json")
