@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -138,16 +137,13 @@ def main() -> None:
                                 broker.url,
                                 tag=f"gpu{p}",
                                 settings=settings,
-                            )  # fmt: skip
+                            )
                         )
             for p in range(args.profiles):
                 queue = f"debci-tests-{ARCH}-hwgpu_gpu{p}"
                 wait_consumers(broker.url, queue, args.devices * args.workers, workers)
             # The lock files exist once a device was locked; make them now so the
             # sampler knows their inodes (hwgpu opens the same files).
-            subprocess.run(
-                [sys.executable, "-c", "import sys"], check=True
-            )  # warm the page cache for the interpreter
             from autopkgtest_hw.allocate import lock_name
             from autopkgtest_hw.inventory import Inventory
 
@@ -161,9 +157,13 @@ def main() -> None:
             sampler.start()
             t_enqueue = time.monotonic()
             cli(
-                "enqueue", "--fleet", str(fleet), "--amqp", broker.url,
+                "enqueue",
+                "--fleet",
+                str(fleet),
+                "--amqp",
+                broker.url,
                 *(str(sources / n) for n in names),
-            )  # fmt: skip
+            )
             t0 = time.monotonic()
             results = collect_results(broker.url, args.jobs, within=600 + args.jobs * 60)
             t_results = time.monotonic()
