@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ from .fleet_support import (
 )
 
 pytestmark = pytest.mark.usefixtures("root_only")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hwdemo"
 
 
 @dataclass
@@ -124,6 +127,7 @@ def fleet(
     markers = base / "markers"
     markers.mkdir()
     _packages(sources, nodes, markers)
+    shutil.copytree(EXAMPLE, sources / "hwdemo")
     url = rabbitmq.url
     queues = {}
     for name in ("cpu", "pocl", "h100", "a100"):
@@ -284,3 +288,23 @@ def test_route_picks_the_shortest_queue_from_the_broker(fleet: Fleet, tmp_path: 
     # Without the broker's depths, the first profile listed gets it.
     out = json.loads(cli(*argv, "--no-broker", str(fleet.sources / "cuda-pkg")).stdout)
     assert [j["profile"] for j in out["jobs"]] == ["busy"]
+
+
+def test_the_example_package_runs_its_opencl_test_on_the_pocl_worker(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """examples/hwdemo (XS-Requires-Hwspec: opencl:type=cpu|cuda) on a fleet of pocl and cpu."""
+    text = fleet.path.read_text().split("\n\n")
+    small = tmp_path / "fleet"
+    small.write_text(
+        "\n\n".join(s for s in text if s.startswith(("Profile: cpu", "Profile: pocl")))
+    )
+    argv = ["enqueue", "--fleet", str(small), "--amqp", fleet.broker.url, "--json"]
+    out = json.loads(cli(*argv, str(fleet.sources / "hwdemo")).stdout)
+    assert [(p["package"], p["profile"]) for p in out["published"]] == [("hwdemo", "pocl")]
+    [result] = collect_results(fleet.broker.url, 1)
+    assert (result.package, result.profile, result.status) == ("hwdemo", "pocl", "pass")
+    summary = dict(line.split(None, 1) for line in result.summary.splitlines())
+    assert summary["opencl-cpu"] == "PASS"  # a real OpenCL computation on PoCL
+    assert summary["cuda-smoke"].startswith("SKIP needs-hw:cuda:cc>=7.0 not satisfied")
+    assert "hwdemo" not in fleet.workers["cpu"].text()
