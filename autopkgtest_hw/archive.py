@@ -35,6 +35,8 @@ from .escape import safe
 #: debci-worker's own check on the package word of a request.
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 MAX_NAME = 100
+MAX_HWSPEC = 2000  # characters of one package's Requires-Hwspec
+MAX_INDEX = 4 << 30  # bytes of a decompressed index
 _FIELDS = ["Package", "Version", "Architecture", "Testsuite", "Requires-Hwspec"]
 _DECOMPRESS: dict[str, Callable[..., Any]] = {
     ".gz": gzip.open,
@@ -113,13 +115,22 @@ def _check_name(name: str) -> str | None:
     return None
 
 
+def _check_hwspec(value: str) -> str | None:
+    if len(value) > MAX_HWSPEC:
+        return f"Requires-Hwspec longer than {MAX_HWSPEC} characters"
+    return None
+
+
 def _open_index(path: str) -> IO[bytes]:
     try:
         opener = _DECOMPRESS.get(os.path.splitext(path)[1])
         if opener is None:
             return open(path, "rb")
         with opener(path, "rb") as f:  # python3-apt's parser reads only plain files
-            return io.BytesIO(f.read())
+            data = f.read(MAX_INDEX + 1)
+        if len(data) > MAX_INDEX:
+            raise ArchiveError(f"{path}: larger than {MAX_INDEX >> 30} GiB decompressed")
+        return io.BytesIO(data)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
@@ -140,14 +151,15 @@ def read_sources_index(path: str) -> Iterator[SourceEntry]:
                 name = str(para.get("Package", "")).strip()
                 origin = f"{path}: stanza {number}"
                 arches = tuple(str(para.get("Architecture", "")).split())
+                hwspec = str(para.get("Requires-Hwspec", ""))
                 yield SourceEntry(
                     package=name,
                     version=str(para.get("Version", "")).strip(),
                     architectures=arches,
-                    hwspecs=_split_specs(str(para.get("Requires-Hwspec", ""))),
+                    hwspecs=_split_specs(hwspec),
                     has_tests=_has_autopkgtest(str(para.get("Testsuite", ""))),
                     origin=origin,
-                    error=_check_name(name),
+                    error=_check_name(name) or _check_hwspec(hwspec),
                 )
         except (UnicodeDecodeError, ValueError, SystemError) as exc:
             raise ArchiveError(f"{path}: after stanza {number}: {exc}") from None
@@ -191,5 +203,5 @@ def read_source_tree(srcdir: str) -> SourceEntry:
         has_tests=has_tests,
         origin=srcdir,
         tree=pkg,
-        error=_check_name(name),
+        error=_check_name(name) or _check_hwspec(",".join(specs)),
     )

@@ -227,3 +227,40 @@ def read_fleet(path: str) -> Fleet:
 def fleet_path(given: str | None) -> str:
     """--fleet, else $AUTOPKGTEST_HW_FLEET, else /etc/autopkgtest-hw/fleet."""
     return given or os.environ.get(ENV_FLEET) or DEFAULT_FLEET
+
+
+#: What must agree between a profile's saved inventory and the worker's hardware.
+_COMPARED = ("vendor", "model", "arch", "compute_capability", "memory", "opencl_type")
+
+
+def check_host(saved: Inventory, actual: Inventory, profile: Profile) -> list[str]:
+    """Where this machine falls short of what its profile promises the router.
+
+    A worker that advertises hardware it does not have takes jobs it can only
+    fail (rocm-team/debci#10): every saved device must be here, with the same
+    identity (UUID or PCI address) and the same facts the specs look at.
+    """
+    problems = []
+    if actual.cpu.arch and actual.cpu.arch != profile.arch:
+        problems.append(
+            f"this machine is {safe(actual.cpu.arch)}, profile {profile.name} is {profile.arch}"
+        )
+    by_ident = {d.ident: d for d in actual.devices}
+    for want in saved.devices:
+        have = by_ident.get(want.ident)
+        if have is None:
+            problems.append(f"{safe(want.label)} ({safe(want.ident)}) is missing here")
+            continue
+        for key in _COMPARED:
+            w, h = getattr(want, key), getattr(have, key)
+            if w is not None and w != h:
+                problems.append(
+                    f"{safe(want.label)} ({safe(want.ident)}): {key} is {safe(h)},"
+                    f" the profile says {safe(w)}"
+                )
+        missing = set(want.classes) - set(have.classes)
+        if missing:
+            problems.append(
+                f"{safe(want.label)} ({safe(want.ident)}): not {', '.join(sorted(missing))} here"
+            )
+    return problems

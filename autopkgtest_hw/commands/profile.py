@@ -1,6 +1,6 @@
 """The debci tag (or queue) a worker of a fleet profile consumes.
 
-A GPU worker is started as
+A GPU worker is started as (after 'autopkgtest-hw profile --check --declare')
 
   debci-worker --tag "$(autopkgtest-hw profile)"
 
@@ -9,9 +9,12 @@ whose Hosts: field lists this machine's host name.  An ordinary profile has
 no tag: its workers are debci's own, started without --tag.  --declare makes
 the profile's queue on the broker the way debci declares queues (debci-worker
 declares only the untagged queue, and its consumer needs the queue to exist).
+--check detects this machine's hardware and compares it with the profile's
+saved inventory: a worker must not take jobs for GPUs it does not have.
 
-Exit status: 0; 1 when the profile has no tag or no profile fits this host;
-2 when the fleet file cannot be read or the broker refused.
+Exit status: 0; 1 when the profile has no tag, no profile fits this host, or
+--check found a difference; 2 when the fleet file or an inventory cannot be
+read or the broker refused.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import socket
 from .. import log
 from ..broker import BrokerError, connect
 from ..escape import safe
-from ..fleet import Fleet, FleetError, Profile
-from ._common import add_json_option
+from ..fleet import Fleet, FleetError, Profile, check_host
+from ..inventory import InventoryError
+from ._common import add_inventory_option, add_json_option, get_inventory
 from ._fleet import add_broker_options, add_fleet_option, broker_settings, load_fleet
 
 HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
@@ -43,7 +47,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="declare the profile's queue on the broker (durable, x-max-priority 10)",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check that this machine has the hardware of the profile's saved inventory",
+    )
+    add_inventory_option(parser)
     add_broker_options(parser)
+
+
+def _check(fleet: Fleet, profile: Profile, args: argparse.Namespace) -> int:
+    try:
+        saved = fleet.inventory(profile)
+        actual = get_inventory(args)
+    except (FleetError, InventoryError) as exc:
+        log.error(str(exc))
+        return 2
+    if saved is None or profile.inventory_path == "detect":
+        return 0  # nothing promised beyond what is here
+    problems = check_host(saved, actual, profile)
+    for p in problems:
+        log.error(f"profile {profile.name}: {p}")
+    return 1 if problems else 0
 
 
 def _pick(fleet: Fleet, name: str | None) -> Profile | None:
@@ -82,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     profile = _pick(fleet, args.name)
     if profile is None:
         return 1
+    if args.check:
+        status = _check(fleet, profile, args)
+        if status:
+            return status
     if args.declare:
         try:
             with connect(broker_settings(args)) as broker:

@@ -134,8 +134,10 @@ def fleet(
         info = json.loads(cli("profile", "--fleet", str(fleet_file), "--json", name).stdout)
         queues[name] = info["queue"]
         if name != "cpu":
-            tag = cli("profile", "--fleet", str(fleet_file), "--declare", "--amqp", url, name)
-            assert tag.stdout.strip() == name
+            argv = ["profile", "--fleet", str(fleet_file), "--declare", "--amqp", url, name]
+            if name != "pocl":  # the saved inventory is what this worker has (here: saved)
+                argv += ["--check", "--inventory", str(base / f"{name}.json")]
+            assert cli(*argv).stdout.strip() == name
     locks = base / "locks"
     locks.mkdir()
     common = {"debci_hwgpu_local_sources": str(sources), "debci_hwgpu_inner": "null"}

@@ -28,6 +28,7 @@ def _nvidia(cc: str, model: str) -> Device:
         memory=40 * GiB,
         arch="sm_" + cc.replace(".", ""),
         compute_capability=cc,
+        pci_address="0000:3b:00.0",
     )
 
 
@@ -341,3 +342,23 @@ def test_commands_report_unusable_input_without_traceback(
     argv = ["enqueue", "--fleet", str(f), "--amqp", "amqp://127.0.0.1:1/", str(tmp_path)]
     assert main(argv) == 2
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_profile_check_compares_this_machine_with_the_saved_inventory(
+    fleet_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["profile", "--fleet", str(fleet_file), "--check", "h100", "--inventory"]
+    same = str(fleet_file.parent / "h100.json")
+    assert main([*base, same]) == 0
+    assert capsys.readouterr().out == "h100\n"
+    t4 = str(fleet_file.parent / "t4.json")  # same PCI address, other facts
+    assert main([*base, t4]) == 1
+    err = capsys.readouterr().err
+    assert "compute_capability is 7.5, the profile says 9.0" in err
+    assert "model is Tesla T4, the profile says NVIDIA H100" in err
+    empty = tmp_path / "none.json"
+    _inv(empty, arch="arm64")
+    assert main([*base, str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert "this machine is arm64, profile h100 is amd64" in err
+    assert "NVIDIA H100" in err and "is missing here" in err
