@@ -18,6 +18,7 @@ import io
 import lzma
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -35,6 +36,7 @@ from .escape import safe
 #: debci-worker's own check on the package word of a request.
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 MAX_NAME = 100
+APT_HELPER = "/usr/lib/apt/apt-helper"
 MAX_HWSPEC = 2000  # characters of one package's Requires-Hwspec
 MAX_INDEX = 4 << 30  # bytes of a decompressed index
 _FIELDS = ["Package", "Version", "Architecture", "Testsuite", "Requires-Hwspec"]
@@ -121,9 +123,25 @@ def _check_hwspec(value: str) -> str | None:
     return None
 
 
-def _open_index(path: str) -> IO[bytes]:
+def _apt_cat(path: str) -> IO[bytes]:
+    """apt's own reader, for the compressions apt stores its lists in (lz4, zstd)."""
+    if not os.path.exists(path):
+        raise ArchiveError(f"cannot read {path}: No such file or directory")
     try:
-        opener = _DECOMPRESS.get(os.path.splitext(path)[1])
+        proc = subprocess.run([APT_HELPER, "cat-file", path], capture_output=True, check=False)
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {APT_HELPER}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        raise ArchiveError(f"cannot read {path}: {safe(proc.stderr.decode(errors='replace'))}")
+    return io.BytesIO(proc.stdout)
+
+
+def _open_index(path: str) -> IO[bytes]:
+    suffix = os.path.splitext(path)[1]
+    if suffix in (".lz4", ".zst"):
+        return _apt_cat(path)
+    try:
+        opener = _DECOMPRESS.get(suffix)
         if opener is None:
             return open(path, "rb")
         with opener(path, "rb") as f:  # python3-apt's parser reads only plain files
@@ -136,8 +154,9 @@ def _open_index(path: str) -> IO[bytes]:
 
 
 def read_sources_index(path: str) -> Iterator[SourceEntry]:
-    """Every stanza of a Sources index (plain, .gz, .xz or .bz2); the newest version
-    of a package wins when it is listed twice is left to the caller."""
+    """Every stanza of a Sources index: plain, .gz, .xz, .bz2, or .lz4/.zst as apt
+    stores its lists.  Which version wins where a package is listed twice is
+    the caller's choice."""
     f = _open_index(path)
     try:
         use_apt = _HAVE_APT_PKG and not isinstance(f, io.BytesIO)

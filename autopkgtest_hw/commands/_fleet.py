@@ -38,7 +38,7 @@ def add_package_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="an archive Sources index (plain, .gz, .xz or .bz2); repeatable",
+        help="an archive Sources index (plain, .gz, .xz, .bz2, .lz4, .zst); repeatable",
     )
     parser.add_argument(
         "srcdirs",
