@@ -12,7 +12,8 @@ The rules (SPEC.md draft 2, "Where a spec appears"):
 * neither: a CPU package, for the ordinary profiles, never a hardware one.
 * the package's ``Architecture:`` must fit the profile's in every case.
 
-Policies: ``matrix`` makes one job per fitting profile; the default makes one
+Policies: ``matrix`` makes one job per distinct fitting hardware (profiles
+with the same devices share, shortest queue first); the default makes one
 job on the fitting profile whose queue is shortest (broker depth plus what
 this run has already given it; ties go to the profile listed first).  A
 package that fits nowhere is reported with the closest profile and why.
@@ -33,6 +34,8 @@ from .spec import NEEDS_HW_PREFIX, Spec, SpecError, parse
 
 POLICY_SHORTEST = "shortest-queue"
 POLICY_MATRIX = "matrix"
+#: The device facts that make two profiles different hardware for --matrix.
+_SIGNATURE = ("classes", "vendor", "model", "arch", "compute_capability", "memory", "opencl_type")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class Router:
         self._specs: dict[str, Spec | SpecError] = {}
         self._verdicts: dict[tuple[str, str], _Verdict] = {}
         self._arch_fit: dict[tuple[str, tuple[str, ...]], bool] = {}
+        self._signatures: dict[str, tuple[object, ...]] = {}
         self.ordinary = tuple(p for p in fleet if p.ordinary)
         self.hardware = tuple(p for p in fleet if not p.ordinary)
 
@@ -320,8 +324,28 @@ class Router:
         best_p = max(candidates, key=lambda p: (score[p.name][0], -self._order[p.name]))
         self._unroutable(entry, needs, best_p.name, tuple(score[best_p.name][1]))
 
+    def _hardware(self, profile: Profile) -> tuple[object, ...]:
+        """What a test can tell apart: profiles that agree here are the same hardware."""
+        if profile.name not in self._signatures:
+            inventory = self.fleet.inventory(profile)
+            devices = inventory.devices if inventory else ()
+            self._signatures[profile.name] = (
+                profile.arch,
+                profile.ordinary,
+                tuple(sorted(tuple(str(getattr(d, k)) for k in _SIGNATURE) for d in devices)),
+            )
+        return self._signatures[profile.name]
+
     def _choose(self, entry: SourceEntry, fitting: list[Profile], why: str) -> None:
-        chosen = fitting if self.matrix else [min(fitting, key=lambda p: self._load[p.queue])]
+        if self.matrix:
+            # One job per distinct hardware: two profiles of the same GPUs (two
+            # sites, say) share the work instead of testing it twice.
+            groups: dict[tuple[object, ...], list[Profile]] = {}
+            for p in fitting:
+                groups.setdefault(self._hardware(p), []).append(p)
+            chosen = [min(g, key=lambda p: self._load[p.queue]) for g in groups.values()]
+        else:
+            chosen = [min(fitting, key=lambda p: self._load[p.queue])]
         for p in chosen:
             self._load[p.queue] += 1
             self.routing.jobs.append(

@@ -49,7 +49,7 @@ def add_package_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--matrix",
         action="store_true",
-        help="one job on every fitting profile (default: one job, on the shortest queue)",
+        help="one job on every fitting hardware (default: one job, on the shortest queue)",
     )
 
 

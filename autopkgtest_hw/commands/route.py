@@ -12,7 +12,8 @@ package that has autopkgtests:
 
 By default each package gets one job, on the fitting profile whose queue is
 shortest now (depths read from the broker; --no-broker counts from zero);
---matrix gives one job on every fitting profile.  A package that fits no
+--matrix gives one job on every fitting hardware (profiles with the same
+devices count as one).  A package that fits no
 profile is listed with the closest profile and why it fell short.
 
 Exit status: 0 when every package with tests was routed, 1 when some were

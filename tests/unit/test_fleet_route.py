@@ -362,3 +362,21 @@ def test_profile_check_compares_this_machine_with_the_saved_inventory(
     err = capsys.readouterr().err
     assert "this machine is arm64, profile h100 is amd64" in err
     assert "NVIDIA H100" in err and "is missing here" in err
+
+
+def test_matrix_tests_each_distinct_hardware_once(tmp_path: Path) -> None:
+    name = _inv(tmp_path / "h100.json", _nvidia("9.0", "NVIDIA H100"))
+    other = _inv(tmp_path / "l4.json", _nvidia("8.9", "NVIDIA L4"))
+    f = tmp_path / "fleet"
+    f.write_text(
+        f"Profile: h100-site-a\nArchitecture: amd64\nInventory: {name}\n\n"
+        f"Profile: h100-site-b\nArchitecture: amd64\nInventory: {name}\n\n"
+        f"Profile: l4\nArchitecture: amd64\nInventory: {other}\n"
+    )
+    index = tmp_path / "Sources"
+    index.write_text(SOURCES)
+    [cuda] = [e for e in read_sources_index(str(index)) if e.package == "cudapkg"]
+    depths = {"debci-tests-amd64-hwgpu_h100-site-a": 4}
+    r = route(read_fleet(str(f)), [cuda, cuda], matrix=True, depths=depths)
+    # The same H100s at two sites: one job between them, on the shorter queue.
+    assert [j.profile for j in r.jobs] == ["h100-site-b", "l4", "h100-site-b", "l4"]
