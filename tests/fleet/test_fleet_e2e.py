@@ -287,6 +287,11 @@ def test_route_picks_the_shortest_queue_from_the_broker(fleet: Fleet, tmp_path: 
     out = json.loads(cli(*argv, str(fleet.sources / "cuda-pkg")).stdout)
     assert [j["profile"] for j in out["jobs"]] == ["idle"]
     assert out["queue_depths"][busy] == 3
+    # The broker as debci's own configuration names it (debci config amqp_server).
+    debci_conf = fleet.workers["cpu"].dir / "config"
+    argv2 = ["route", "--fleet", str(fleet_file), "--debci-config", str(debci_conf), "--json"]
+    out = json.loads(cli(*argv2, str(fleet.sources / "cuda-pkg")).stdout)
+    assert out["queue_depths"][busy] == 3
     # Without the broker's depths, the first profile listed gets it.
     out = json.loads(cli(*argv, "--no-broker", str(fleet.sources / "cuda-pkg")).stdout)
     assert [j["profile"] for j in out["jobs"]] == ["busy"]
