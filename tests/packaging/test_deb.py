@@ -135,6 +135,8 @@ def test_files_in_the_package(extracted: Path) -> None:
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/hwdemo-vadd",
         "usr/share/doc/autopkgtest-hw/examples/workstation.json",
         "usr/share/doc/autopkgtest-hw/examples/fleet",
+        "usr/share/doc/autopkgtest-hw/examples/gpu-server.json",
+        "usr/share/doc/autopkgtest-hw/examples/hwgpu.conf",
         "usr/share/debci/backends/hwgpu/test-package",
         "usr/share/debci/backends/hwgpu/create-testbed",
     ):
@@ -224,6 +226,15 @@ def test_extracted_autopkgtest_hw_detects_and_matches(extracted: Path, built: Bu
     assert bad.returncode == 2
     assert "did you mean 'cuda'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_extracted_route_reads_the_shipped_fleet_example(extracted: Path) -> None:
+    examples = extracted / "usr/share/doc/autopkgtest-hw/examples"
+    argv = ["route", "--fleet", str(examples / "fleet"), "--matrix", "--json"]
+    proc = run_installed(extracted, "autopkgtest-hw", *argv, str(examples / "hwdemo"))
+    assert proc.returncode == 0, proc.stderr
+    jobs = json.loads(proc.stdout)["jobs"]
+    assert {(j["package"], j["profile"]) for j in jobs} == {("hwdemo", "h100"), ("hwdemo", "pocl")}
 
 
 def test_extracted_virt_server_starts(extracted: Path, built: Built) -> None:
