@@ -242,6 +242,7 @@ def test_worker_killed_mid_job_the_job_is_redelivered(fleet: Fleet) -> None:
     (fleet.markers / "release").touch()
     [result] = collect_results(fleet.broker.url, 1)
     assert (result.package, result.profile, result.status) == ("slow-pkg", "h100", "pass")
+    assert _depth(fleet.broker.url, "debci_results") == 0  # one result, not two
     assert "slow-pkg unstable" in other.text()
     assert "slow-pkg unstable/" not in first.text().split("slow-pkg unstable", 1)[1]
     assert consumers(fleet.broker.url, fleet.queues["h100"]) == 1
