@@ -10,6 +10,7 @@ the broker and its epmd.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -96,6 +97,9 @@ class RabbitMQ:
     def answers(self) -> bool:
         import pika
         import pika.exceptions
+
+        # Refused connections while the broker starts are expected: not errors.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
 
         params = pika.URLParameters(self.url)
         params.connection_attempts = 1

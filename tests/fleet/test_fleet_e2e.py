@@ -316,7 +316,9 @@ def test_the_example_package_runs_its_opencl_test_on_the_pocl_worker(
     out = json.loads(cli(*argv, str(fleet.sources / "hwdemo")).stdout)
     assert [(p["package"], p["profile"]) for p in out["published"]] == [("hwdemo", "pocl")]
     [result] = collect_results(fleet.broker.url, 1)
-    assert (result.package, result.profile, result.status) == ("hwdemo", "pocl", "pass")
+    assert (result.package, result.profile, result.status) == ("hwdemo", "pocl", "pass"), (
+        result.log[-3000:]
+    )
     summary = dict(line.split(None, 1) for line in result.summary.splitlines())
     assert summary["opencl-cpu"] == "PASS"  # a real OpenCL computation on PoCL
     assert summary["cuda-smoke"].startswith("SKIP needs-hw:cuda:cc>=7.0 not satisfied")
