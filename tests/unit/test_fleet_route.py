@@ -380,3 +380,23 @@ def test_matrix_tests_each_distinct_hardware_once(tmp_path: Path) -> None:
     r = route(read_fleet(str(f)), [cuda, cuda], matrix=True, depths=depths)
     # The same H100s at two sites: one job between them, on the shorter queue.
     assert [j.profile for j in r.jobs] == ["h100-site-b", "l4", "h100-site-b", "l4"]
+
+
+def test_broker_settings_never_show_the_password() -> None:
+    from autopkgtest_hw.broker import BrokerError, BrokerSettings, check_queue_name
+
+    s = BrokerSettings(url="amqp://debci:s3cret@broker.example.org:5672/%2F")
+    assert "s3cret" not in s.display and "debci:*********@broker" in s.display
+    assert check_queue_name("debci-tests-amd64-hwgpu_h100") == "debci-tests-amd64-hwgpu_h100"
+    with pytest.raises(BrokerError):
+        check_queue_name("a queue\n")
+
+
+def test_enqueue_reports_a_broker_url_it_cannot_use(
+    fleet_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = _tree(tmp_path, "cputree", "Tests: t\n")
+    argv = ["enqueue", "--fleet", str(fleet_file), "--amqp", "http://user:pw@host/", tree]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not an AMQP URL" in err and "pw" not in err
