@@ -25,6 +25,9 @@ COMMANDS = {
     "build": "build",
     "shell": "shell",
     "status": "status",
+    "profile": "profile",
+    "route": "route",
+    "enqueue": "enqueue",
 }
 
 

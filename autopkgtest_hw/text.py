@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 
-def safe(text: str, limit: int = 500) -> str:
+def safe(text: object, limit: int = 500) -> str:
     """``text`` with control and non-printable characters escaped, cut at ``limit``."""
+    text = str(text)
+    if len(text) <= limit and text.isprintable():
+        return text
     out = []
     for ch in text[:limit]:
         if ch.isprintable():

@@ -16,6 +16,7 @@ APT_PACKAGES="
     python3-argparse-manpage
     fakeroot dpkg-dev zstd ca-certificates
     sbuild schroot python3-pexpect
+    debci rabbitmq-server amqp-tools python3-pika python3-apt
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,7 +30,20 @@ for p in $APT_PACKAGES; do
 done
 if [ -n "$missing" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+    # Installing rabbitmq-server (and debci) must not start system services:
+    # the fleet tests start their own broker on a free loopback port.
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=yes
+    fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing || status=$?
+    if [ -n "$own_policy" ]; then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    [ "$status" -eq 0 ] || exit "$status"
 fi
 
 # unshare testbeds map root to a subordinate id range.

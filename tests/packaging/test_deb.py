@@ -116,9 +116,10 @@ def test_binary_package_fields(built: Built) -> None:
         assert dep in depends[1].split(", ") or any(
             d.startswith(dep + " ") for d in depends[1].split(", ")
         ), depends[1]
-    assert "Recommends: python3-pyopencl" in fields
+    assert "python3-pyopencl" in fields.split("Recommends: ", 1)[1].split("\n")[0]
+    assert "python3-pika" in fields.split("Recommends: ", 1)[1].split("\n")[0]
     # contrib: Suggests only, so the package can stay in main.
-    assert "Suggests: python3-pynvml" in fields
+    assert "python3-pynvml" in fields.split("Suggests: ", 1)[1].split("\n")[0]
     assert "pynvml" not in depends[1]
 
 
@@ -133,8 +134,16 @@ def test_files_in_the_package(extracted: Path) -> None:
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/debian/tests/control",
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/hwdemo-vadd",
         "usr/share/doc/autopkgtest-hw/examples/workstation.json",
+        "usr/share/doc/autopkgtest-hw/examples/fleet",
+        "usr/share/doc/autopkgtest-hw/examples/gpu-server.json",
+        "usr/share/doc/autopkgtest-hw/examples/hwgpu.conf",
+        "usr/share/debci/backends/hwgpu/test-package",
+        "usr/share/debci/backends/hwgpu/create-testbed",
     ):
         assert (extracted / path).is_file(), path
+    assert list((extracted / "usr/share/doc/autopkgtest-hw").glob("debci.md*"))
+    for script in ("test-package", "create-testbed"):
+        assert os.access(extracted / "usr/share/debci/backends/hwgpu" / script, os.X_OK)
     for cmd in COMMANDS:
         assert os.access(extracted / "usr" / "bin" / cmd, os.X_OK)
         head = (extracted / "usr" / "bin" / cmd).read_text().splitlines()[0]
@@ -217,6 +226,15 @@ def test_extracted_autopkgtest_hw_detects_and_matches(extracted: Path, built: Bu
     assert bad.returncode == 2
     assert "did you mean 'cuda'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_extracted_route_reads_the_shipped_fleet_example(extracted: Path) -> None:
+    examples = extracted / "usr/share/doc/autopkgtest-hw/examples"
+    argv = ["route", "--fleet", str(examples / "fleet"), "--matrix", "--json"]
+    proc = run_installed(extracted, "autopkgtest-hw", *argv, str(examples / "hwdemo"))
+    assert proc.returncode == 0, proc.stderr
+    jobs = json.loads(proc.stdout)["jobs"]
+    assert {(j["package"], j["profile"]) for j in jobs} == {("hwdemo", "h100"), ("hwdemo", "pocl")}
 
 
 def test_extracted_virt_server_starts(extracted: Path, built: Built) -> None:

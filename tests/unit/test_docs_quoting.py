@@ -17,7 +17,7 @@ from autopkgtest_hw import cli, virtserver
 from ..conftest import ROOT
 
 #: A shell word holding a spec operator the shell would act on: cc>=8.0, a|b, model=*h100*.
-_UNQUOTED = re.compile(r"[\w.)](>=|<=|>|<)[\w.]|[\w.]\|[\w.]|=\*|\*[\w.]")
+_UNQUOTED = re.compile(r"[\w.)](>=|<=|>|<)[\w.]|[\w.]\|[\w.]|=\S*\*")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _COMMAND = re.compile(
     r"^\s*(\$ )?(sudo )?(autopkgtest|autopkgtest-hw|autopkgtest-virt-hwgpu|hwgpu)\b"
@@ -48,6 +48,9 @@ def test_the_check_itself() -> None:
     assert not unquoted("$ autopkgtest-hw match 'cuda:cc>=8.0' \"rocm|cuda\"")
     assert not unquoted("autopkgtest-hw detect --json > host.json")
     assert not unquoted("autopkgtest pkg.dsc -- hwgpu --gpu 0 podman debian:sid")
+    assert unquoted("autopkgtest-hw match gpu:model=h100*")
+    # a shell glob in a path is meant for the shell
+    assert not unquoted("autopkgtest-hw route --sources /var/lib/apt/lists/*_Sources")
 
 
 @pytest.mark.parametrize(("doc", "number", "line"), doc_commands())

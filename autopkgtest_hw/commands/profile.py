@@ -1,0 +1,135 @@
+"""The debci tag (or queue) a worker of a fleet profile consumes.
+
+A GPU worker is started as (after 'autopkgtest-hw profile --check --declare')
+
+  debci-worker --tag "$(autopkgtest-hw profile)"
+
+with debci's backend set to hwgpu.  Without NAME the profile is the one
+whose Hosts: field lists this machine's host name.  An ordinary profile has
+no tag: its workers are debci's own, started without --tag.  --declare makes
+the profile's queue on the broker the way debci declares queues (debci-worker
+declares only the untagged queue, and its consumer needs the queue to exist).
+--check detects this machine's hardware and compares it with the profile's
+saved inventory: a worker must not take jobs for GPUs it does not have.
+
+Exit status: 0; 1 when the profile has no tag, no profile fits this host, or
+--check found a difference; 2 when the fleet file or an inventory cannot be
+read or the broker refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+
+from .. import log
+from ..broker import BrokerError, connect
+from ..errors import Exit
+from ..fleet import Fleet, FleetError, Profile, check_host
+from ..inventory import InventoryError
+from ..text import safe
+from ._common import add_inventory_option, add_json_option, get_inventory
+from ._fleet import add_broker_options, add_fleet_option, broker_settings, load_fleet
+
+HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the profile (default: by host)")
+    add_fleet_option(parser)
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--queue", action="store_true", help="print the queue, not the tag")
+    what.add_argument("--list", action="store_true", help="list every profile of the fleet")
+    add_json_option(parser)
+    parser.add_argument(
+        "--declare",
+        action="store_true",
+        help="declare the profile's queue on the broker (durable, x-max-priority 10)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check that this machine has the hardware of the profile's saved inventory",
+    )
+    add_inventory_option(parser)
+    add_broker_options(parser)
+
+
+def _check(fleet: Fleet, profile: Profile, args: argparse.Namespace) -> int:
+    try:
+        saved = fleet.inventory(profile)
+        actual = get_inventory(args)
+    except (FleetError, InventoryError) as exc:
+        log.error(str(exc))
+        return Exit.USAGE
+    if saved is None or profile.inventory_path == "detect":
+        return Exit.OK  # nothing promised beyond what is here
+    problems = check_host(saved, actual, profile)
+    for p in problems:
+        log.error(f"profile {profile.name}: {p}")
+    return Exit.FAILED if problems else Exit.OK
+
+
+def _pick(fleet: Fleet, name: str | None) -> Profile | None:
+    if name is not None:
+        profile = fleet.get(name)
+        if profile is None:
+            names = ", ".join(p.name for p in fleet)
+            log.error(f"no profile {safe(name)!r} in {fleet.path} (profiles: {names})")
+        return profile
+    host = socket.gethostname()
+    found = fleet.for_host(host)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        log.error(f"no profile of {fleet.path} lists this host ({safe(host)}) in Hosts:")
+    else:
+        names = ", ".join(p.name for p in found)
+        log.error(f"several profiles list this host ({safe(host)}): {names}; name one")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        fleet = load_fleet(args)
+    except FleetError as exc:
+        log.error(str(exc))
+        return Exit.USAGE
+    if args.list:
+        if args.json:
+            print(json.dumps([p.to_dict() for p in fleet], indent=2))
+        else:
+            for p in fleet:
+                kind = "ordinary" if p.ordinary else "hardware"
+                print(f"{p.name:<20} {p.arch:<8} {kind:<9} {p.queue}")
+        return Exit.OK
+    profile = _pick(fleet, args.name)
+    if profile is None:
+        return Exit.FAILED
+    if args.check:
+        status = _check(fleet, profile, args)
+        if status:
+            return status
+    if args.declare:
+        try:
+            with connect(broker_settings(args)) as broker:
+                broker.declare(profile.queue)
+        except BrokerError as exc:
+            log.error(str(exc))
+            return Exit.USAGE
+        log.info(f"declared queue {profile.queue}")
+    if args.json:
+        print(json.dumps(profile.to_dict(), indent=2))
+    elif args.queue:
+        print(profile.queue)
+    elif profile.ordinary:
+        log.error(
+            f"profile {profile.name} is ordinary: its workers are debci's own, started"
+            f" without --tag (queue {profile.queue})"
+        )
+        return Exit.FAILED
+    else:
+        print(profile.tag)
+    return Exit.OK

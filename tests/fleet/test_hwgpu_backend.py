@@ -1,0 +1,77 @@
+"""The hwgpu backend's scripts as debci calls them, without a broker."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .fleet_support import ARCH, debci_status, env, make_package
+
+pytestmark = pytest.mark.usefixtures("root_only")
+
+
+def _config(tmp_path: Path, **settings: str) -> dict[str, str]:
+    conf = tmp_path / "config"
+    conf.mkdir()
+    (tmp_path / "data").mkdir()
+    lines = [f"debci_data_basedir='{tmp_path / 'data'}'", "debci_backend=hwgpu"]
+    lines += [f"{k}='{v}'" for k, v in settings.items()]
+    (conf / "debci.conf").write_text("\n".join(lines) + "\n")
+    e = env()
+    e["debci_config_dir"] = str(conf)
+    return e
+
+
+def test_a_testbed_that_cannot_start_is_a_tmpfail_with_an_exit_code(
+    debci_tree: Path, tmp_path: Path
+) -> None:
+    sources = tmp_path / "sources"
+    make_package(sources, "pkg", {"t": ("", "true")})
+    e = _config(
+        tmp_path,
+        debci_hwgpu_inner="no-such-virt-server",
+        debci_hwgpu_local_sources=str(sources),
+    )
+    out = tmp_path / "out"
+    e.update(
+        debci_suite="unstable",
+        debci_arch=ARCH,
+        debci_test_package="pkg",
+        debci_test_outputdir=str(out),
+    )
+    script = debci_tree / "backends" / "hwgpu" / "test-package"
+    proc = subprocess.run(
+        [str(script), "--output-dir", str(out), "pkg"],
+        env=e,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    code = int((out / "exitcode").read_text())
+    assert proc.returncode == code
+    assert code == 16, proc.stdout + proc.stderr  # autopkgtest: testbed failure
+    assert debci_status(code) == "tmpfail"
+    assert (out / "worker").read_text().strip()
+
+
+def test_create_testbed_hands_over_to_the_inner_backend(debci_tree: Path, tmp_path: Path) -> None:
+    script = str(debci_tree / "backends" / "hwgpu" / "create-testbed")
+
+    def create(inner: str) -> subprocess.CompletedProcess[str]:
+        where = tmp_path / inner.replace("/", "_")
+        where.mkdir()
+        e = _config(where, debci_hwgpu_inner=inner)
+        return subprocess.run([script], env=e, capture_output=True, text=True, check=False)
+
+    proc = create("unshare")  # debci has no such backend: nothing to make
+    assert (
+        proc.returncode == 0 and "nothing to create for the inner testbed 'unshare'" in proc.stdout
+    )
+    # debci's own "fake" backend has a create-testbed: it is the one that runs.
+    proc = create("fake")
+    assert proc.returncode == 0 and "nothing to create" not in proc.stdout
+    proc = create("../x")
+    assert proc.returncode == 1 and "invalid debci_hwgpu_inner" in proc.stderr
