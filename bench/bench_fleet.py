@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.fixtures import fake_nvidia, make_char_device, save_inventory  # noqa: E402
-
 from tests.fleet.broker_support import RabbitMQ  # noqa: E402
 from tests.fleet.fleet_support import (  # noqa: E402
     ARCH,
