@@ -28,11 +28,16 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 FROM_FILE = "file"
 
 
-def get_inventory(args: argparse.Namespace) -> Inventory:
+def get_inventory(args: argparse.Namespace, machine_only: bool = False) -> Inventory:
     """The saved inventory if --inventory was given, else this machine's.
 
+    ``machine_only``: the caller reads only the CPU, so no device detector runs.
     Raises InventoryError for an unreadable file.
     """
+    if machine_only and not getattr(args, "inventory", None):
+        from ..detect import detect_machine
+
+        return detect_machine()
     return get_inventory_and_origin(args)[0]
 
 

@@ -81,6 +81,22 @@ def detect_host(use_cache: bool = True) -> tuple[Inventory, str]:
     return inventory, DETECTED
 
 
+def detect_machine() -> Inventory:
+    """Only the machine itself (the CPU detector): what a spec of the ``cpu`` class reads.
+
+    The device detectors are reported as not run, and none of their libraries is loaded.
+    """
+    wanted, why_not = _selection(None)
+    the_cpu, cpu_report = _cpu(wanted, why_not)
+    reports = [
+        cpu_report
+        if d.name == _CPU
+        else DetectorReport(d.name, UNAVAILABLE, "not needed: only the machine was asked about")
+        for d in registered()
+    ]
+    return Inventory(cpu=the_cpu, detectors=tuple(reports))
+
+
 #: The detector that always runs afresh: cheap, and its answer depends on the process.
 _CPU = "cpu"
 
@@ -142,4 +158,12 @@ def _selection(sources: Sequence[str] | None, quiet: bool = False) -> tuple[set[
     return {n for n in names if n in DETECTORS}, why_not
 
 
-__all__ = ["DETECTED", "DETECTORS", "ENV_VAR", "FROM_CACHE", "detect_host", "detect_inventory"]
+__all__ = [
+    "DETECTED",
+    "DETECTORS",
+    "ENV_VAR",
+    "FROM_CACHE",
+    "detect_host",
+    "detect_inventory",
+    "detect_machine",
+]
