@@ -8,8 +8,9 @@ fingerprint of everything that can change the answer:
 * the boot (``/proc/sys/kernel/random/boot_id``): a reboot may bring anything;
 * the PCI functions with their ``uevent`` (ids, class) and bound driver, and
   the version of each bound driver's module;
-* the NVIDIA driver version, the device nodes under ``/dev`` (``dri/``,
-  ``kfd``, ``nvidia*``), the KFD topology, the udev hardware database;
+* the NVIDIA driver version, each GPU's ``information`` and the MIG instances
+  under ``/proc/driver/nvidia``, the device nodes under ``/dev`` (``dri/``,
+  ``kfd``, ``nvidia*``, ``nvidia-caps/``), the KFD topology, the udev hardware database;
 * the OpenCL ICD files (name, inode, size, times, content) and the libraries
   they name, ``libnvidia-ml.so.1``, the Python bindings (pyudev, pynvml, pyopencl);
 * the CPU (``/proc/cpuinfo`` less its clock lines, the CPUs this process may use);
@@ -87,6 +88,7 @@ class Sources:
     pci: str = "/sys/bus/pci/devices"
     modules: str = "/sys/module"
     nvidia_version: str = "/proc/driver/nvidia/version"
+    nvidia_proc: str = "/proc/driver/nvidia"
     dev: str = "/dev"
     kfd_topology: str = "/sys/class/kfd/kfd/topology"
     icd_dirs: tuple[str, ...] = ("/etc/OpenCL/vendors",)
@@ -107,7 +109,7 @@ def fingerprint(src: Sources | None = None, selection: str = "") -> dict[str, st
             f"{d} {_read(f'{src.modules}/{d}/version')} {_read(f'{src.modules}/{d}/srcversion')}"
             for d in sorted(drivers)
         ),
-        "nvidia": _read(src.nvidia_version),
+        "nvidia": _read(src.nvidia_version) + "\n".join(_nvidia(src.nvidia_proc)),
         "nodes": "\n".join(_nodes(src.dev)),
         "kfd": "\n".join(_kfd(src.kfd_topology)),
         "opencl": "\n".join(_icds(src.icd_dirs, src.lib_dirs)),
@@ -156,9 +158,24 @@ def _pci(root: str, drivers: set[str]) -> Iterator[str]:
         yield f"{name} {driver} {' '.join(uevent.split())}"
 
 
+def _nvidia(proc: str) -> Iterator[str]:
+    """Each GPU's information file and the MIG capabilities (instances) the driver lists."""
+    gpus = os.path.join(proc, "gpus")
+    with contextlib.suppress(OSError):
+        for gpu in sorted(os.listdir(gpus)):
+            yield _read(os.path.join(gpus, gpu, "information"), 4096)
+    caps = os.path.join(proc, "capabilities")
+    if os.path.isdir(caps):
+        for top, dirs, files in os.walk(caps):
+            dirs.sort()
+            yield from (os.path.join(top, f) for f in sorted(files))
+
+
 def _nodes(dev: str) -> Iterator[str]:
     with contextlib.suppress(OSError):
         yield from sorted(n for n in os.listdir(dev) if n.startswith("nvidia") or n == "kfd")
+    with contextlib.suppress(OSError):
+        yield from sorted("nvidia-caps/" + n for n in os.listdir(os.path.join(dev, "nvidia-caps")))
     with contextlib.suppress(OSError):
         yield from sorted("dri/" + n for n in os.listdir(os.path.join(dev, "dri")))
 

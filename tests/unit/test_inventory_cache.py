@@ -48,6 +48,7 @@ def tree(root: Path) -> cache.Sources:
         pci=str(root / "sys/bus/pci/devices"),
         modules=str(root / "sys/module"),
         nvidia_version=str(root / "nvidia-version"),
+        nvidia_proc=str(root / "proc-nvidia"),
         dev=str(root / "dev"),
         kfd_topology=str(root / "kfd"),
         icd_dirs=(str(root / "vendors"),),
@@ -77,6 +78,12 @@ def _replace(path: Path, text: str) -> None:
     new.rename(path)
 
 
+def _mig_instance(root: Path) -> None:
+    gi = root / "proc-nvidia/capabilities/gpu0/mig/gi1"
+    gi.mkdir(parents=True)
+    (gi / "access").write_text("DeviceFileMinor: 3\n")
+
+
 def _kfd_node(root: Path) -> None:
     (root / "kfd/nodes/1").mkdir(parents=True)
     (root / "kfd/nodes/1/properties").write_text("gfx_target_version 90010\n")
@@ -97,6 +104,7 @@ CHANGES: list[tuple[str, Callable[[Path], object], str]] = [
         lambda r: (r / "nvidia-version").write_text("NVRM version: 555.1\n"),
         "nvidia",
     ),
+    ("MIG instance created", _mig_instance, "nvidia"),
     ("device node appears", lambda r: (r / "dev/dri/renderD128").write_text(""), "nodes"),
     ("KFD topology", _kfd_node, "kfd"),
     (
