@@ -36,7 +36,6 @@ import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import __version__, log
@@ -249,10 +248,10 @@ def _cpu(cpuinfo: str) -> str:
 def _code() -> Iterator[str]:
     """This package's detection code: an upgrade may change what it finds."""
     yield __version__
-    package = Path(__file__).resolve().parent.parent
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
     for sub in ("detect", ""):
         with contextlib.suppress(OSError):
-            for entry in sorted(os.scandir(package / sub), key=lambda e: e.name):
+            for entry in sorted(os.scandir(os.path.join(package, sub)), key=lambda e: e.name):
                 if entry.name.endswith(".py"):
                     yield _stat_line(entry.path)
 
