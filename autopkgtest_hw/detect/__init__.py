@@ -29,7 +29,7 @@ from typing import Any
 from .. import log
 from ..inventory import Cpu, DetectorReport, Device, Inventory
 from . import cache
-from .base import UNAVAILABLE, registered
+from .base import ERROR, UNAVAILABLE, registered
 from .merge import classify, merge
 
 for _module in pkgutil.iter_modules(__path__):
@@ -72,6 +72,10 @@ def detect_host(use_cache: bool = True) -> tuple[Inventory, str]:
             FROM_CACHE,
         )
     inventory = detect_inventory()
+    failed = [r.name for r in inventory.detectors if r.status == ERROR]
+    if failed:  # perhaps passing (a driver busy resetting): the next run tries again
+        log.debug(f"inventory cache: not written ({', '.join(failed)} failed)")
+        return inventory, DETECTED
     devices_only = Inventory(
         devices=inventory.devices,
         detectors=tuple(r for r in inventory.detectors if r.name != _CPU),

@@ -12,12 +12,13 @@ fingerprint of everything that can change the answer:
   under ``/proc/driver/nvidia``, the device nodes under ``/dev`` (``dri/``,
   ``kfd``, ``nvidia*``, ``nvidia-caps/``), the KFD topology, the udev hardware database;
 * the OpenCL ICD files (name, inode, size, times, content) and the libraries
-  they name, ``libnvidia-ml.so.1``, the Python bindings (pyudev, pynvml, pyopencl);
+  they name, ``libnvidia-ml.so.1``, ``/etc/ld.so.cache``, the Python bindings;
 * the CPU (``/proc/cpuinfo`` less its clock lines, the CPUs this process may use);
 * the environment the libraries read (``LD_LIBRARY_PATH``, ``OCL_ICD_VENDORS``,
   ``POCL_*``, ``UMOCKDEV_DIR``, ...), the detector selection and this code itself.
 
-The CPU detector is cheap and always runs afresh.  The file lives in
+The CPU detector is cheap and always runs afresh.  An answer in which a
+detector failed (status ``error``: a driver hiccup, a bug) is not kept.  The file lives in
 ``/var/cache/autopkgtest-hw`` for root, ``$XDG_CACHE_HOME/autopkgtest-hw``
 (``~/.cache``) for others, or ``$AUTOPKGTEST_HW_CACHE_DIR``; it is written
 atomically (a new file renamed over the old) and used only in a directory
@@ -94,6 +95,8 @@ class Sources:
     cpuinfo: str = "/proc/cpuinfo"
     lib_dirs: tuple[str, ...] = LIB_DIRS
     hwdb: tuple[str, ...] = HWDB
+    #: ldconfig rewrites it whenever a library is installed or removed anywhere.
+    ld_cache: str = "/etc/ld.so.cache"
 
 
 def fingerprint(src: Sources | None = None, selection: str = "") -> dict[str, str]:
@@ -116,7 +119,7 @@ def fingerprint(src: Sources | None = None, selection: str = "") -> dict[str, st
             _stat_line(os.path.join(d, lib)) for lib in LIBRARIES for d in _lib_dirs(src.lib_dirs)
         )
         + "\n"
-        + "\n".join(_stat_line(p) for p in src.hwdb),
+        + "\n".join(_stat_line(p) for p in (*src.hwdb, src.ld_cache)),
         "bindings": "\n".join(_bindings()),
         "cpu": _cpu(src.cpuinfo),
         "environment": json.dumps(sorted(env.items())) + f"\n{os.geteuid()}\n{selection}",
@@ -171,12 +174,20 @@ def _nvidia(proc: str) -> Iterator[str]:
 
 
 def _nodes(dev: str) -> Iterator[str]:
+    """The GPU device nodes with their owner and mode (NVML and KFD care who may open them)."""
+    names: list[str] = []
     with contextlib.suppress(OSError):
-        yield from sorted(n for n in os.listdir(dev) if n.startswith("nvidia") or n == "kfd")
-    with contextlib.suppress(OSError):
-        yield from sorted("nvidia-caps/" + n for n in os.listdir(os.path.join(dev, "nvidia-caps")))
-    with contextlib.suppress(OSError):
-        yield from sorted("dri/" + n for n in os.listdir(os.path.join(dev, "dri")))
+        names += sorted(n for n in os.listdir(dev) if n.startswith("nvidia") or n == "kfd")
+    for sub in ("nvidia-caps", "dri"):
+        with contextlib.suppress(OSError):
+            names += sorted(f"{sub}/{n}" for n in os.listdir(os.path.join(dev, sub)))
+    for name in names:
+        try:
+            st = os.stat(os.path.join(dev, name))
+        except OSError:
+            yield f"{name} -"
+            continue
+        yield f"{name} {st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_rdev}"
 
 
 def _kfd(topology: str) -> Iterator[str]:

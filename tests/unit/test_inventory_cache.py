@@ -8,6 +8,7 @@ umockdev hosts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -315,3 +316,35 @@ def test_cpu_is_always_read_afresh(tmp_path: Path) -> None:
     data = json.loads((Path(os.environ[cache.DIR_ENV]) / cache.FILE_NAME).read_text())
     assert Inventory.from_dict(data["inventory"]).cpu == Cpu()
     assert all(r["name"] != "cpu" for r in data["inventory"]["detectors"])
+
+
+def test_device_node_permissions_invalidate(tmp_path: Path) -> None:
+    src = tree(tmp_path)
+    before = cache.fingerprint(src)
+    (tmp_path / "dev/nvidia0").chmod(0o600)
+    assert cache.fingerprint(src)["nodes"] != before["nodes"]
+
+
+def test_a_library_installed_anywhere_invalidates(tmp_path: Path) -> None:
+    """ldconfig rewrites ld.so.cache when a library (an NVML, an ICD) is installed anywhere."""
+    ld_cache = tmp_path / "ld.so.cache"
+    ld_cache.write_text("old")
+    src = dataclasses.replace(tree(tmp_path), ld_cache=str(ld_cache))
+    before = cache.fingerprint(src)
+    _replace(ld_cache, "new")
+    assert cache.fingerprint(src)["libraries"] != before["libraries"]
+
+
+def test_an_answer_with_a_failed_detector_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detector that errs (a driver resetting, say) may pass next time: nothing is cached."""
+    from autopkgtest_hw import detect
+    from autopkgtest_hw.detect import base
+
+    def failing() -> tuple[object, DetectorReport]:
+        return [], DetectorReport("opencl", base.ERROR, "RuntimeError: clGetPlatformIDs failed")
+
+    monkeypatch.setenv("AUTOPKGTEST_HW_DETECTORS", "cpu,opencl")
+    monkeypatch.setitem(base._REGISTRY, "opencl", base.Detector("opencl", 30, failing))
+    assert detect.detect_host()[1] == detect.DETECTED
+    assert not (Path(os.environ[cache.DIR_ENV]) / cache.FILE_NAME).exists()
+    assert detect.detect_host()[1] == detect.DETECTED
