@@ -35,7 +35,8 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(f"{__package__}.commands.{COMMANDS[name]}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` just that sub-command's (start-up imports one module)."""
     parser = Parser(
         prog="autopkgtest-hw",
         description="Hardware-aware autopkgtest: detect devices, check needs-hw: specs, "
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", "--debug", action="store_true", help="print debug messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = _load(name)
         except ModuleNotFoundError as exc:
@@ -63,29 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_word(argv: list[str]) -> int | None:
+    """The index of the sub-command's name in ``argv`` (the global options take no values)."""
+    for i, word in enumerate(argv):
+        if word.startswith("-"):
+            continue
+        return i if word in COMMANDS else None
+    return None
+
+
 def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
     """Split off the words after a sub-command whose module sets PASSTHROUGH (run).
 
     Those go to the sub-command verbatim (autopkgtest's -d, -o, ... included).
     """
-    for i, word in enumerate(argv):
-        if word.startswith("-"):
-            continue  # the global options take no values
-        tail = argv[i + 1 :]
-        if word in COMMANDS and tail not in (["-h"], ["--help"]):
-            try:
-                if getattr(_load(word), "PASSTHROUGH", False):
-                    return argv[: i + 1], tail
-            except ModuleNotFoundError:
-                pass
-        break
+    i = _command_word(argv)
+    if i is not None and argv[i + 1 :] not in (["-h"], ["--help"]):
+        try:
+            if getattr(_load(argv[i]), "PASSTHROUGH", False):
+                return argv[: i + 1], argv[i + 1 :]
+        except ModuleNotFoundError:
+            pass
     return argv, None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     log.setup("autopkgtest-hw")  # usage errors already in autopkgtest's style
-    parser = build_parser()
+    # Only the named sub-command's module is imported (and its parser built):
+    # the others pull in python-debian, allocation, ... that this run never uses.
+    # Without a known sub-command (help, a typo) every one is, for the listing.
+    i = _command_word(argv)
+    parser = build_parser(None if i is None else argv[i])
     argv, passthrough = _split_passthrough(argv)
     args = parser.parse_args(argv)
     if passthrough is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -63,12 +62,23 @@ def crash_exit_code(returncode: int | None) -> int:
     return Exit.INNER_CRASH
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up in this process (the parent) before any fork.
+
+    ``CDLL(None)`` is the process's own symbol table, which has libc's; the
+    lookup by name (``ctypes.util.find_library``) runs ``ldconfig -p``, which
+    between fork and exec delayed every inner server's start.
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent(prctl: Callable[..., int] | None) -> None:  # pragma: no cover - child side
     """The inner server gets SIGTERM if the proxy dies (even by SIGKILL): no orphans."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class InnerServer:
@@ -78,9 +88,10 @@ class InnerServer:
         self.argv = list(argv)
         self.name = os.path.basename(self.argv[0])
         parent = os.getpid()
+        prctl = _prctl()
 
         def preexec() -> None:  # pragma: no cover - child side
-            _die_with_parent()
+            _die_with_parent(prctl)
             if os.getppid() != parent:  # the proxy died before prctl took effect
                 os._exit(Exit.INNER_CRASH)
 

@@ -31,7 +31,7 @@ from .proxy import (
     install_signal_handlers,
 )
 from .virt.hooks import HardwareHooks
-from .virt.startup import Request, Testbed, prepare
+from .virt.startup import Request, Testbed, early_argv, prepare
 
 PROG = "autopkgtest-virt-hwgpu"
 
@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="read the host's devices from FILE (autopkgtest-hw detect --json) instead of"
         " detecting them",
+    )
+    sel.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="detect the host afresh, not from the host inventory cache (which is then rewritten)",
     )
     locks = parser.add_argument_group("locking")
     locks.add_argument(
@@ -182,6 +187,7 @@ def request_of(args: argparse.Namespace) -> Request:
             cdi_dirs=tuple(args.cdi_dir) if args.cdi_dir else HostPaths.cdi_dirs,
         ),
         holder=holder_options.record(args),
+        use_cache=not args.no_cache,
     )
 
 
@@ -195,17 +201,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     inner: InnerServer | None = None
     try:
         try:
-            testbed: Testbed = prepare(request_of(args))
+            request = request_of(args)
+            early = early_argv(request)
         except HwError as exc:  # StartupError, or any other error that says how to fix it
             log.error(str(exc))
             return Exit.FAILED
-        alloc = testbed.allocation
-        log.debug(f"starting {testbed.argv}")
+        if early is not None:
+            # Nothing to pass (null, ssh): the inner server starts now and
+            # detection and locking run while it does; its banner is read after.
+            log.debug(f"starting {early} (no passthrough arguments: detecting meanwhile)")
+            inner = _start(early, ())
+            if inner is None:
+                return Exit.FAILED
         try:
-            inner = InnerServer(testbed.argv, pass_fds=alloc.fds)
-        except OSError as exc:
-            log.error(f"cannot start {testbed.argv[0]}: {exc.strerror}")
+            testbed: Testbed = prepare(request)
+        except HwError as exc:
+            log.error(str(exc))
+            if inner is not None:
+                inner.shutdown()
             return Exit.FAILED
+        alloc = testbed.allocation
+        if inner is None or inner.argv != testbed.argv:
+            if inner is not None:  # the plan passed arguments after all: start it with them
+                inner.shutdown()
+            log.debug(f"starting {testbed.argv}")
+            inner = _start(testbed.argv, alloc.fds)
+            if inner is None:
+                return Exit.FAILED
         hooks = HardwareHooks(testbed.backend, alloc.devices, testbed.passthrough, inner)
         proxy = Proxy(inner, hooks)
         try:
@@ -231,6 +253,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if alloc is not None:
             alloc.release()
+
+
+def _start(argv: list[str], fds: Sequence[int]) -> InnerServer | None:
+    """The inner server, started; None (with the error logged) if it cannot be."""
+    try:
+        return InnerServer(argv, pass_fds=fds)
+    except OSError as exc:
+        log.error(f"cannot start {argv[0]}: {exc.strerror}")
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

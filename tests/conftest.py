@@ -18,3 +18,18 @@ def project_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{ROOT / 'virt-server'}:{VENV_BIN}:{env.get('PATH', '')}"
     return env
+
+
+@pytest.fixture(autouse=True)
+def _own_inventory_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test gets an empty host inventory cache of its own.
+
+    Tests fake hardware with knobs the fingerprint cannot know (the NVML stub's
+    FAKE_NVML_*), so one test's answer must not be another's cached one; the
+    commands they run still write and read the cache as on a real host.
+    """
+    cache_dir = tmp_path_factory.mktemp("inventory-cache")
+    cache_dir.chmod(0o755)
+    monkeypatch.setenv("AUTOPKGTEST_HW_CACHE_DIR", str(cache_dir))

@@ -78,6 +78,10 @@ class Backend(abc.ABC):
     name: ClassVar[str] = ""
     #: A device whose nodes are missing in the testbed is a failed passthrough.
     strict: ClassVar[bool] = True
+    #: Whether :meth:`plan` may give the inner server arguments.  When it never
+    #: does (null, ssh), the virt server starts the inner server at once and
+    #: detects and allocates while it starts up.
+    passes_arguments: ClassVar[bool] = True
     registry: ClassVar[dict[str, type[Backend]]] = {}
 
     def __init_subclass__(

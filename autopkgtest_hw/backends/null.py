@@ -11,6 +11,8 @@ from .base import Availability, Backend, Passthrough, nothing_passed
 class NullBackend(Backend, backend_name="null"):
     """The testbed is this host: its devices are there, nothing is passed."""
 
+    passes_arguments = False
+
     def plan(self, devices: Sequence[Device]) -> Passthrough:
         return nothing_passed(
             "nothing to pass: the testbed is this host, which has the devices already", devices
@@ -28,6 +30,7 @@ class SshBackend(Backend, backend_name="ssh"):
     """
 
     strict = False
+    passes_arguments = False
 
     def plan(self, devices: Sequence[Device]) -> Passthrough:
         return nothing_passed(

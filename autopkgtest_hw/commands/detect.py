@@ -3,17 +3,20 @@
 Lists the CPU, every GPU or other compute device with the spec classes it
 satisfies, and what each detector (cpu, udev, nvml, opencl) did: ok,
 unavailable (with the reason) or error.  AUTOPKGTEST_HW_DETECTORS=udev,cpu
-runs only the named detectors.  Exit status: 0, or 2 for an unreadable
---inventory file.
+runs only the named detectors.  The devices come from the host inventory
+cache when nothing it fingerprints has changed (--no-cache detects afresh);
+the last line (the "origin" field with --json) says which.  Exit status: 0,
+or 2 for an unreadable --inventory file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..errors import Exit
 from ..render import inventory_table
-from ._common import add_inventory_option, add_json_option, get_inventory
+from ._common import FROM_FILE, add_inventory_option, add_json_option, get_inventory_and_origin
 
 HELP = "show this machine's devices and which detectors ran"
 
@@ -24,9 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = get_inventory(args)  # InventoryError: cli exits 2
+    inventory, origin = get_inventory_and_origin(args)  # InventoryError: cli exits 2
     if args.json:
-        print(inventory.to_json())
+        # "origin" is not part of the inventory: --inventory reads the output back as it was.
+        print(json.dumps({**inventory.to_dict(), "origin": origin}, indent=2))
     else:
         print(inventory_table(inventory), end="")
+        print(f"\nInventory: {ORIGIN_TEXT[origin]}")
     return Exit.OK
+
+
+ORIGIN_TEXT = {
+    "cache": "from the host inventory cache (nothing it fingerprints changed; --no-cache detects)",
+    "detected": "detected now",
+    FROM_FILE: "read from the --inventory file",
+}

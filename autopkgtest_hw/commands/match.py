@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .. import classes
 from ..errors import Exit
 from ..matcher import match
 from ..spec import parse
@@ -29,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     specs = [(text, parse(text)) for text in args.specs]  # SpecError: cli exits 2
-    inventory = get_inventory(args)
+    # A spec about the machine alone (cpu:avx2) needs no device detector and no GPU library.
+    asked = {alt.device_class for _, spec in specs for alt in spec.alternatives}
+    inventory = get_inventory(args, machine_only=all(classes.get(c).is_machine for c in asked))
     verdicts = [match(spec, inventory, label=text) for text, spec in specs]
     if args.json:
         print(

@@ -9,6 +9,10 @@ module in it, so a new detector is one new module):
 * ``nvml``: NVIDIA GPUs through the driver's NVML (nvidia-ml-py);
 * ``opencl``: devices of the installed OpenCL ICDs (pyopencl).
 
+:func:`detect_host` is what the commands and the virt server call: the CPU
+afresh, the devices from the host inventory cache (:mod:`.cache`) when its
+fingerprint says nothing changed.
+
 A detector never raises: a missing library or driver is reported as
 ``unavailable`` with the reason, anything unexpected as ``error``.
 """
@@ -24,16 +28,91 @@ from typing import Any
 
 from .. import log
 from ..inventory import Cpu, DetectorReport, Device, Inventory
-from .base import UNAVAILABLE, registered
+from . import cache
+from .base import ERROR, UNAVAILABLE, registered
 from .merge import classify, merge
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")  # detectors register on import
 
+#: Where an inventory came from, as ``detect`` says it.
+FROM_CACHE = "cache"
+DETECTED = "detected"
+
 #: Names in the order they run; the CPU first, then the PCI view the others merge into.
 DETECTORS = tuple(d.name for d in registered())
 #: Comma-separated detector names to run when the caller names none.
 ENV_VAR = "AUTOPKGTEST_HW_DETECTORS"
+
+
+def detect_host(use_cache: bool = True) -> tuple[Inventory, str]:
+    """This machine's inventory (as :func:`detect_inventory` finds it) and where it came from.
+
+    The devices come from the cache when its fingerprint matches (``FROM_CACHE``),
+    else from the detectors, and the cache is rewritten (``DETECTED``).
+    """
+    if not use_cache:
+        log.debug("inventory cache: not used (--no-cache)")
+        return detect_inventory(), DETECTED
+    started = time.monotonic()
+    wanted, why_not = _selection(None, quiet=True)
+    prints = cache.fingerprint(selection=",".join(sorted(wanted)))
+    cached = cache.load(prints)
+    took = (time.monotonic() - started) * 1000
+    if cached is not None:
+        log.debug(f"inventory cache: hit in {took:.0f} ms ({cache.cache_dir()})")
+        the_cpu, cpu_report = _cpu(wanted, why_not)
+        reports = {r.name: r for r in (*cached.detectors, cpu_report)}
+        return (
+            Inventory(
+                cpu=the_cpu,
+                devices=cached.devices,
+                detectors=tuple(reports[d.name] for d in registered() if d.name in reports),
+            ),
+            FROM_CACHE,
+        )
+    inventory = detect_inventory()
+    failed = [r.name for r in inventory.detectors if r.status == ERROR]
+    if failed:  # perhaps passing (a driver busy resetting): the next run tries again
+        log.debug(f"inventory cache: not written ({', '.join(failed)} failed)")
+        return inventory, DETECTED
+    devices_only = Inventory(
+        devices=inventory.devices,
+        detectors=tuple(r for r in inventory.detectors if r.name != _CPU),
+    )
+    if cache.store(prints, devices_only):
+        log.debug(f"inventory cache: written in {cache.cache_dir()}")
+    return inventory, DETECTED
+
+
+def detect_machine() -> Inventory:
+    """Only the machine itself (the CPU detector): what a spec of the ``cpu`` class reads.
+
+    The device detectors are reported as not run, and none of their libraries is loaded.
+    """
+    wanted, why_not = _selection(None)
+    the_cpu, cpu_report = _cpu(wanted, why_not)
+    reports = [
+        cpu_report
+        if d.name == _CPU
+        else DetectorReport(d.name, UNAVAILABLE, "not needed: only the machine was asked about")
+        for d in registered()
+    ]
+    return Inventory(cpu=the_cpu, detectors=tuple(reports))
+
+
+#: The detector that always runs afresh: cheap, and its answer depends on the process.
+_CPU = "cpu"
+
+
+def _cpu(wanted: set[str], why_not: str) -> tuple[Cpu, DetectorReport]:
+    for detector in registered():
+        if detector.name == _CPU:
+            if _CPU not in wanted:
+                return Cpu(), DetectorReport(_CPU, UNAVAILABLE, why_not)
+            found, report = detector.run()
+            return (found if isinstance(found, Cpu) else Cpu()), report
+    return Cpu(), DetectorReport(_CPU, UNAVAILABLE, "no cpu detector")
 
 
 def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
@@ -64,7 +143,7 @@ def detect_inventory(sources: Sequence[str] | None = None) -> Inventory:
     return Inventory(cpu=the_cpu, devices=devices_out, detectors=tuple(reports))
 
 
-def _selection(sources: Sequence[str] | None) -> tuple[set[str], str]:
+def _selection(sources: Sequence[str] | None, quiet: bool = False) -> tuple[set[str], str]:
     if sources is not None:
         names: Sequence[Any] = sources
         why_not = "not requested"
@@ -75,7 +154,7 @@ def _selection(sources: Sequence[str] | None) -> tuple[set[str], str]:
     else:
         return set(DETECTORS), ""
     unknown = [n for n in names if n not in DETECTORS]
-    if unknown:
+    if unknown and not quiet:
         log.warning(
             f"unknown detector {', '.join(map(repr, unknown))} ignored"
             f" (known: {', '.join(DETECTORS)})"
@@ -83,4 +162,12 @@ def _selection(sources: Sequence[str] | None) -> tuple[set[str], str]:
     return {n for n in names if n in DETECTORS}, why_not
 
 
-__all__ = ["DETECTORS", "ENV_VAR", "detect_inventory"]
+__all__ = [
+    "DETECTED",
+    "DETECTORS",
+    "ENV_VAR",
+    "FROM_CACHE",
+    "detect_host",
+    "detect_inventory",
+    "detect_machine",
+]

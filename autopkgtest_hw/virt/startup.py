@@ -41,6 +41,7 @@ class Request:
     lock_timeout: float = 0.0
     paths: HostPaths = field(default_factory=HostPaths)
     holder: Holder | None = None  # the record written into the lock files (--hold-*)
+    use_cache: bool = True  # the host inventory cache (--no-cache: detect afresh)
 
 
 @dataclass
@@ -68,22 +69,34 @@ def find_inner(inner: str) -> str:
     return path
 
 
-def load_inventory(path: str | None) -> Inventory:
+def load_inventory(path: str | None, use_cache: bool = True) -> Inventory:
     if path is not None:
         try:
             return Inventory.load(path)
         except InventoryError as exc:
             raise StartupError(str(exc)) from None
-    from ..detect import detect_inventory  # only when needed: it imports the detectors
+    from ..detect import detect_host  # only when needed: it imports the detectors
 
-    return detect_inventory()
+    return detect_host(use_cache)[0]
+
+
+def early_argv(request: Request) -> list[str] | None:
+    """The inner server's argv if it can start before allocation (its adapter passes nothing).
+
+    Then detection and locking overlap the inner server's own start-up; None
+    when the passthrough arguments must be known first (unshare, podman, qemu).
+    """
+    server = find_inner(request.inner)
+    if backend_class(server).passes_arguments:
+        return None
+    return [server, *request.inner_args]
 
 
 def prepare(request: Request) -> Testbed:
     """Allocate and lock the devices and plan their passthrough; log what was decided."""
     server = find_inner(request.inner)
     cls = backend_class(server)
-    inventory = load_inventory(request.inventory)
+    inventory = load_inventory(request.inventory, request.use_cache)
     backend = cls(kind_of(server), server, inventory, request.paths)
     if cls is FallbackBackend:
         log.warning(backend.plan([]).description)

@@ -11,6 +11,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,3 +220,37 @@ def test_inner_server_killed_during_a_real_autopkgtest_run(
         ["pgrep", "-f", f"--lock-dir {locks}"], capture_output=True, text=True
     )
     assert leftovers.stdout == ""
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except OSError:
+        return []
+
+
+def test_null_inner_server_starts_while_the_proxy_waits_and_goes_when_it_gives_up(
+    servers: list[Server], tmp_path: Path, gpu: tuple[str, str]
+) -> None:
+    """null needs no passthrough arguments: it starts at once, detection and locking overlap it."""
+    inv, _ = gpu
+    locks = str(tmp_path / "locks")
+    first = start(servers, tmp_path, "--inventory", inv, "--lock-dir", locks, "null")
+    opened(first)
+    second = start(
+        servers, tmp_path, "--inventory", inv, "--lock-dir", locks, "--lock-timeout", "5", "null"
+    )
+    deadline = time.monotonic() + GONE_WITHIN
+    inner: list[int] = []
+    while not inner and time.monotonic() < deadline and second.proc.poll() is None:
+        inner = [
+            c
+            for c in _children(second.proc.pid)
+            if b"autopkgtest-virt-null" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+        time.sleep(0.05)
+    assert inner, "the inner server was not running while the proxy waited for the lock"
+    assert second.proc.wait(timeout=GONE_WITHIN) == 1  # gave up on the lock
+    assert "gave up after 5 s (--lock-timeout)" in second.stderr
+    assert process_gone(inner[0])  # and took the early inner server along

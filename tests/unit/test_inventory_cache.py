@@ -1,0 +1,350 @@
+"""The host inventory cache: each fingerprint component invalidates it, a hit equals a fresh run.
+
+The fingerprint reads a fixture tree (``Sources`` pointed into tmp_path)
+shaped like /proc, /sys and /dev; the command-line cases run the real
+``autopkgtest-hw detect`` in subprocesses, on this host and on recorded
+umockdev hosts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from autopkgtest_hw.detect import cache
+from autopkgtest_hw.inventory import Cpu, DetectorReport, Device, Inventory
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def tree(root: Path) -> cache.Sources:
+    """A small machine: one NVIDIA GPU bound to nvidia, PoCL's ICD, a CPU."""
+    (root / "boot_id").write_text("1111\n")
+    gpu = root / "sys/bus/pci/devices/0000:3b:00.0"
+    gpu.mkdir(parents=True)
+    (gpu / "uevent").write_text("DRIVER=nvidia\nPCI_CLASS=30200\nPCI_ID=10DE:2330\n")
+    (root / "sys/bus/pci/drivers/nvidia").mkdir(parents=True)
+    (gpu / "driver").symlink_to(root / "sys/bus/pci/drivers/nvidia")
+    (root / "sys/module/nvidia").mkdir(parents=True)
+    (root / "sys/module/nvidia/version").write_text("550.54.15\n")
+    (root / "nvidia-version").write_text("NVRM version: 550.54.15\n")
+    (root / "dev/dri").mkdir(parents=True)
+    (root / "dev/nvidia0").write_text("")
+    (root / "kfd").mkdir()
+    (root / "vendors").mkdir()
+    (root / "lib").mkdir()
+    (root / "lib/libpocl.so.2").write_text("v1")
+    (root / "vendors/pocl.icd").write_text("libpocl.so.2\n")
+    (root / "cpuinfo").write_text("processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2000.0\n")
+    return cache.Sources(
+        boot_id=str(root / "boot_id"),
+        pci=str(root / "sys/bus/pci/devices"),
+        modules=str(root / "sys/module"),
+        nvidia_version=str(root / "nvidia-version"),
+        nvidia_proc=str(root / "proc-nvidia"),
+        dev=str(root / "dev"),
+        kfd_topology=str(root / "kfd"),
+        icd_dirs=(str(root / "vendors"),),
+        cpuinfo=str(root / "cpuinfo"),
+        lib_dirs=(str(root / "lib"),),
+        hwdb=(),
+    )
+
+
+def _bind_other_driver(root: Path) -> None:
+    link = root / "sys/bus/pci/devices/0000:3b:00.0/driver"
+    link.unlink()
+    (root / "sys/bus/pci/drivers/vfio-pci").mkdir()
+    link.symlink_to(root / "sys/bus/pci/drivers/vfio-pci")
+
+
+def _add_pci_device(root: Path) -> None:
+    dev = root / "sys/bus/pci/devices/0000:af:00.0"
+    dev.mkdir()
+    (dev / "uevent").write_text("PCI_CLASS=30000\nPCI_ID=1002:740F\n")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Replace a file the way dpkg does: a new file renamed over the old."""
+    new = path.with_name(path.name + ".dpkg-new")
+    new.write_text(text)
+    new.rename(path)
+
+
+def _mig_instance(root: Path) -> None:
+    gi = root / "proc-nvidia/capabilities/gpu0/mig/gi1"
+    gi.mkdir(parents=True)
+    (gi / "access").write_text("DeviceFileMinor: 3\n")
+
+
+def _kfd_node(root: Path) -> None:
+    (root / "kfd/nodes/1").mkdir(parents=True)
+    (root / "kfd/nodes/1/properties").write_text("gfx_target_version 90010\n")
+
+
+#: (what changes on the machine, the component that must notice it)
+CHANGES: list[tuple[str, Callable[[Path], object], str]] = [
+    ("reboot", lambda r: (r / "boot_id").write_text("2222\n"), "boot"),
+    ("driver rebound", _bind_other_driver, "pci"),
+    ("device hot-plugged", _add_pci_device, "pci"),
+    (
+        "module upgraded",
+        lambda r: (r / "sys/module/nvidia/version").write_text("555.1\n"),
+        "drivers",
+    ),
+    (
+        "NVIDIA driver version",
+        lambda r: (r / "nvidia-version").write_text("NVRM version: 555.1\n"),
+        "nvidia",
+    ),
+    ("MIG instance created", _mig_instance, "nvidia"),
+    ("device node appears", lambda r: (r / "dev/dri/renderD128").write_text(""), "nodes"),
+    ("KFD topology", _kfd_node, "kfd"),
+    (
+        "ICD installed",
+        lambda r: (r / "vendors/nvidia.icd").write_text("libnvidia-opencl.so.1\n"),
+        "opencl",
+    ),
+    ("ICD removed", lambda r: (r / "vendors/pocl.icd").unlink(), "opencl"),
+    ("ICD library upgraded", lambda r: _replace(r / "lib/libpocl.so.2", "v2"), "opencl"),
+    (
+        "CPU replaced",
+        lambda r: (r / "cpuinfo").write_text("processor\t: 0\nmodel name\t: Intel Xeon\n"),
+        "cpu",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "component"), CHANGES, ids=[c[0] for c in CHANGES])
+def test_each_component_invalidates(
+    tmp_path: Path, what: str, change: Callable[[Path], object], component: str
+) -> None:
+    src = tree(tmp_path)
+    before = cache.fingerprint(src)
+    assert cache.fingerprint(src) == before  # nothing changed: the same answer
+    change(tmp_path)
+    after = cache.fingerprint(src)
+    changed = {k for k in before if before[k] != after[k]}
+    assert component in changed, what
+
+
+def test_clock_speed_does_not_invalidate(tmp_path: Path) -> None:
+    src = tree(tmp_path)
+    before = cache.fingerprint(src)
+    (tmp_path / "cpuinfo").write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 3400.0\n"
+    )
+    assert cache.fingerprint(src) == before
+
+
+@pytest.mark.parametrize(
+    "variable", ["OCL_ICD_VENDORS", "POCL_DEVICES", "LD_LIBRARY_PATH", "AUTOPKGTEST_HW_DETECTORS"]
+)
+def test_environment_the_libraries_read_invalidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    src = tree(tmp_path)
+    monkeypatch.delenv(variable, raising=False)
+    before = cache.fingerprint(src)
+    monkeypatch.setenv(variable, str(tmp_path / "elsewhere"))
+    assert cache.fingerprint(src)["environment"] != before["environment"]
+
+
+def test_detector_selection_invalidates(tmp_path: Path) -> None:
+    src = tree(tmp_path)
+    assert cache.fingerprint(src, "cpu,udev") != cache.fingerprint(src, "cpu,nvml,opencl,udev")
+
+
+INVENTORY = Inventory(
+    devices=(Device(vendor="nvidia", model="H100", pci_address="0000:3b:00.0", sources=("udev",)),),
+    detectors=(DetectorReport("udev", "ok", "1 GPU", 1),),
+)
+
+
+def _cache_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "cache"
+    d.mkdir(mode=0o755)
+    d.chmod(0o755)
+    return d
+
+
+def test_store_then_load_round_trips(tmp_path: Path) -> None:
+    d = _cache_dir(tmp_path)
+    prints = cache.fingerprint(tree(tmp_path))
+    assert cache.store(prints, INVENTORY, str(d))
+    assert cache.load(prints, str(d)) == INVENTORY
+    assert [p.name for p in d.iterdir()] == [cache.FILE_NAME]  # no temporary file left
+    stale = {**prints, "boot": "0" * 16}
+    assert cache.load(stale, str(d)) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{not json", b'{"format": 99}', b'{"format": 1, "fingerprint": {}}', b"\xff" * 10],
+)
+def test_unreadable_or_foreign_file_is_ignored(tmp_path: Path, content: bytes) -> None:
+    d = _cache_dir(tmp_path)
+    prints = cache.fingerprint(tree(tmp_path))
+    (d / cache.FILE_NAME).write_bytes(content)
+    assert cache.load(prints, str(d)) is None
+    assert cache.store(prints, INVENTORY, str(d))  # and rebuilt
+    assert cache.load(prints, str(d)) == INVENTORY
+
+
+def test_a_planted_symlink_is_not_followed(tmp_path: Path) -> None:
+    d = _cache_dir(tmp_path)
+    prints = cache.fingerprint(tree(tmp_path))
+    elsewhere = tmp_path / "planted.json"
+    elsewhere.write_text(json.dumps({"format": 1, "fingerprint": prints, "inventory": {}}))
+    (d / cache.FILE_NAME).symlink_to(elsewhere)
+    assert cache.load(prints, str(d)) is None
+    assert cache.store(prints, INVENTORY, str(d))
+    assert (
+        json.loads(elsewhere.read_text())["inventory"] == {}
+    )  # the link was replaced, not written through
+    assert not (d / cache.FILE_NAME).is_symlink()
+
+
+def test_a_directory_others_may_write_is_bypassed(tmp_path: Path) -> None:
+    d = _cache_dir(tmp_path)
+    prints = cache.fingerprint(tree(tmp_path))
+    assert cache.store(prints, INVENTORY, str(d))
+    d.chmod(0o777)
+    assert cache.load(prints, str(d)) is None
+    assert not cache.store(prints, INVENTORY, str(d))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory away")
+def test_a_directory_of_another_user_is_bypassed(tmp_path: Path) -> None:
+    d = _cache_dir(tmp_path)
+    prints = cache.fingerprint(tree(tmp_path))
+    assert cache.store(prints, INVENTORY, str(d))
+    os.chown(d, 65534, 65534)
+    assert cache.load(prints, str(d)) is None
+    assert not cache.store(prints, INVENTORY, str(d))
+
+
+def test_a_symlinked_directory_is_bypassed(tmp_path: Path) -> None:
+    real = _cache_dir(tmp_path)
+    prints = cache.fingerprint(tree(tmp_path))
+    assert cache.store(prints, INVENTORY, str(real))
+    (tmp_path / "link").symlink_to(real)
+    assert cache.load(prints, str(tmp_path / "link")) is None
+
+
+# -- the command line ---------------------------------------------------------
+
+
+def detect(
+    *args: str, umockdev: str | None = None, debug: bool = False
+) -> tuple[dict[str, object], str]:
+    env = dict(os.environ)
+    env["AUTOPKGTEST_HW_DETECTORS"] = "cpu,udev" if umockdev else "cpu,udev,opencl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "autopkgtest_hw",
+        *(["-d"] if debug else []),
+        "detect",
+        "--json",
+        *args,
+    ]
+    if umockdev:
+        cmd = ["umockdev-run", "--device", str(DATA / f"{umockdev}.umockdev"), "--", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    Inventory.from_dict(data)  # still an inventory that --inventory reads
+    return data, proc.stderr
+
+
+def _without_origin(data: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in data.items() if k != "origin"}
+
+
+def test_second_detect_comes_from_the_cache_and_equals_a_fresh_one() -> None:
+    first, _ = detect()
+    second, err = detect(debug=True)
+    fresh, _ = detect("--no-cache")
+    assert (first["origin"], second["origin"], fresh["origin"]) == ("detected", "cache", "detected")
+    assert _without_origin(second) == _without_origin(fresh) == _without_origin(first)
+    assert "inventory cache: hit" in err
+
+
+def test_text_output_says_where_the_inventory_came_from() -> None:
+    env = {**os.environ, "AUTOPKGTEST_HW_DETECTORS": "cpu,udev"}
+    cmd = [sys.executable, "-m", "autopkgtest_hw", "detect"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    assert first.splitlines()[-1] == "Inventory: detected now"
+    assert second.splitlines()[-1].startswith("Inventory: from the host inventory cache")
+
+
+def test_cache_file_lives_in_the_cache_dir_and_a_corrupt_one_is_rebuilt() -> None:
+    detect()
+    path = Path(os.environ[cache.DIR_ENV]) / cache.FILE_NAME
+    assert path.is_file()
+    path.write_text("garbage")
+    again, err = detect(debug=True)
+    assert again["origin"] == "detected"
+    assert "unreadable" in err
+    assert detect()[0]["origin"] == "cache"
+
+
+@pytest.mark.skipif(shutil.which("umockdev-run") is None, reason="umockdev-run is not installed")
+def test_another_host_is_not_answered_from_the_cache() -> None:
+    h100, _ = detect(umockdev="nvidia-h100")
+    mi210, err = detect(umockdev="amd-mi210", debug=True)
+    assert mi210["origin"] == "detected"
+    assert "stale" in err
+    fresh, _ = detect("--no-cache", umockdev="amd-mi210")
+    assert _without_origin(mi210) == _without_origin(fresh)
+    assert _without_origin(mi210) != _without_origin(h100)
+
+
+def test_cpu_is_always_read_afresh(tmp_path: Path) -> None:
+    """The cache holds no CPU: its cores depend on the process (taskset), so they are read anew."""
+    detect()
+    data = json.loads((Path(os.environ[cache.DIR_ENV]) / cache.FILE_NAME).read_text())
+    assert Inventory.from_dict(data["inventory"]).cpu == Cpu()
+    assert all(r["name"] != "cpu" for r in data["inventory"]["detectors"])
+
+
+def test_device_node_permissions_invalidate(tmp_path: Path) -> None:
+    src = tree(tmp_path)
+    before = cache.fingerprint(src)
+    (tmp_path / "dev/nvidia0").chmod(0o600)
+    assert cache.fingerprint(src)["nodes"] != before["nodes"]
+
+
+def test_a_library_installed_anywhere_invalidates(tmp_path: Path) -> None:
+    """ldconfig rewrites ld.so.cache when a library (an NVML, an ICD) is installed anywhere."""
+    ld_cache = tmp_path / "ld.so.cache"
+    ld_cache.write_text("old")
+    src = dataclasses.replace(tree(tmp_path), ld_cache=str(ld_cache))
+    before = cache.fingerprint(src)
+    _replace(ld_cache, "new")
+    assert cache.fingerprint(src)["libraries"] != before["libraries"]
+
+
+def test_an_answer_with_a_failed_detector_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detector that errs (a driver resetting, say) may pass next time: nothing is cached."""
+    from autopkgtest_hw import detect
+    from autopkgtest_hw.detect import base
+
+    def failing() -> tuple[object, DetectorReport]:
+        return [], DetectorReport("opencl", base.ERROR, "RuntimeError: clGetPlatformIDs failed")
+
+    monkeypatch.setenv("AUTOPKGTEST_HW_DETECTORS", "cpu,opencl")
+    monkeypatch.setitem(base._REGISTRY, "opencl", base.Detector("opencl", 30, failing))
+    assert detect.detect_host()[1] == detect.DETECTED
+    assert not (Path(os.environ[cache.DIR_ENV]) / cache.FILE_NAME).exists()
+    assert detect.detect_host()[1] == detect.DETECTED
