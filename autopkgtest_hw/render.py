@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from .inventory import Cpu, DetectorReport, Device, Inventory
-from .matcher import format_size
+from .sizes import format_size
 
 _INDENT = "    "
 #: OpenCL extensions worth naming in the summary (the spec's feature words).

@@ -82,7 +82,7 @@ def test_nvidia_h100_host() -> None:
     assert gpu.numa_node == 0
     assert gpu.device_nodes == ("/dev/nvidia0", "/dev/nvidiactl")
     # Without NVML nobody vouches for CUDA: it is a GPU with a Vulkan driver.
-    assert gpu.classes == ("gpu", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "vulkan", "video")
     assert report(inv, "udev") == ("ok", "1 GPU")
     assert verdict(inv, "gpu:vendor=nvidia")
     assert verdict(inv, "gpu:pci=10de:2330")
@@ -101,7 +101,7 @@ def test_amd_rocm_host() -> None:
     assert gpu.iommu_group == "42"
     assert gpu.numa_node == 1
     assert gpu.device_nodes == ("/dev/dri/card1", "/dev/dri/renderD128", "/dev/kfd")
-    assert gpu.classes == ("gpu", "rocm", "vulkan")
+    assert gpu.classes == ("gpu", "rocm", "opencl", "vulkan", "video")
     assert verdict(inv, "rocm:gfx90a")
     assert verdict(inv, "rocm:arch=gfx90a/gfx942:mem>=60G")
     assert not verdict(inv, "rocm:arch=gfx1030/gfx1100")
@@ -127,7 +127,7 @@ def test_intel_arc_host() -> None:
     assert gpu.device_nodes == ("/dev/dri/card0", "/dev/dri/renderD128")
     assert gpu.numa_node is None  # sysfs says -1: no NUMA affinity
     assert gpu.iommu_group == "12"
-    assert gpu.classes == ("gpu", "sycl", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "sycl", "vulkan", "video")
     assert verdict(inv, "gpu:vendor=intel")
     assert verdict(inv, "sycl")
     assert not verdict(inv, "rocm")
@@ -158,7 +158,7 @@ def test_multi_gpu_host_each_gpu_has_only_its_own_nodes() -> None:
     assert amd.arch == "gfx90a"
     assert first.arch is None and second.arch is None
     assert [d.iommu_group for d in inv.devices] == ["17", "18", "42"]
-    assert inv.classes() == ("cpu", "gpu", "rocm", "vulkan")
+    assert inv.classes() == ("cpu", "gpu", "rocm", "opencl", "vulkan", "video")
     assert verdict(inv, "gpu:count>=3")
     assert verdict(inv, "gpu:vendor=nvidia:count=2")
     assert verdict(inv, "rocm:gfx90a")
@@ -193,7 +193,7 @@ def test_gfx_target_without_dev_kfd_is_not_rocm(tmp_path: Path) -> None:
     (gpu,) = inv.devices
     assert gpu.arch == "gfx90a"
     assert "/dev/kfd" not in gpu.device_nodes
-    assert gpu.classes == ("gpu", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "vulkan", "video")
     assert not verdict(inv, "rocm:gfx90a")
 
 
