@@ -106,8 +106,13 @@ CLASSES: tuple[HwClass, ...] = (
     HwClass("rocm", "ROCm", ("udev",), _rocm, arch_words=(ROCM_ARCH,)),
     HwClass("opencl", "OpenCL", ("udev", "opencl"), _opencl, features=True),
     HwClass("sycl", "SYCL", ("udev",), lambda d: d.vendor == "intel" and d.driver in SYCL_DRIVERS),
-    HwClass("vulkan", "Vulkan", ("udev",), lambda d: _usable_gpu(d) and d.driver in VULKAN_DRIVERS),
-    HwClass("video", "video", ("udev",), _video),
+    HwClass(
+        "vulkan",
+        "Vulkan",
+        ("udev", "vulkan"),
+        lambda d: _usable_gpu(d) and d.driver in VULKAN_DRIVERS,
+    ),
+    HwClass("video", "video", ("udev", "vaapi", "nvml"), _video),
 )
 BY_NAME: Mapping[str, HwClass] = {c.name: c for c in CLASSES}
 #: Every class name, then those a device can have (all but the machine's).
@@ -275,6 +280,22 @@ KEYS: Mapping[str, Key] = {
 
 #: Feature words (OpenCL extensions) only a runtime tells: what to install to know them.
 FEATURES_TO_KNOW = {"opencl": _OPENCL_RUNTIME}
+
+
+def classes_of(d: Device) -> tuple[str, ...]:
+    """Every class ``d`` qualifies for, in class order: what its facts say today."""
+    return tuple(c.name for c in CLASSES if c.qualifies is not None and c.qualifies(d))
+
+
+def current_classes(d: Device) -> tuple[str, ...]:
+    """The classes to match ``d`` by.
+
+    A device that detectors reported (``sources`` set) is classed from its
+    facts by this version's rules, so an inventory recorded by an older
+    version (a BMC's ``ast`` chip then counted as a ``gpu``) reads as today;
+    a hand-written device without sources keeps the classes it states.
+    """
+    return classes_of(d) if d.sources else d.classes
 
 
 def get(name: str) -> HwClass:

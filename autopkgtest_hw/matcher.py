@@ -142,7 +142,7 @@ class _View:
         inv = self.inventory
         if hw.get(cls).is_machine:
             return [_Cand(None, inv.cpu, cls)]
-        out = [_Cand(d, None, cls) for d in inv.devices if cls in d.classes]
+        out = [_Cand(d, None, cls) for d in inv.devices if cls in hw.current_classes(d)]
         if cls == "opencl":
             cpu_device = _opencl_cpu(inv, out)
             if cpu_device is not None:

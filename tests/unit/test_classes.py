@@ -84,9 +84,33 @@ def test_a_key_is_refused_on_a_class_outside_its_scope() -> None:
 
 
 def test_detectors_run_in_their_registered_order_and_the_merge_trusts_as_before() -> None:
-    assert DETECTORS == ("cpu", "udev", "nvml", "opencl")
+    assert DETECTORS == ("cpu", "udev", "nvml", "opencl", "vulkan", "vaapi")
     # The CPU detector reports no device: where it ranks does not matter.
-    assert [n for n in priority("model") if n != "cpu"] == ["nvml", "udev", "opencl"]
-    assert [n for n in priority("memory") if n != "cpu"] == ["nvml", "udev", "opencl"]
-    assert [n for n in priority("driver") if n != "cpu"] == ["udev", "nvml", "opencl"]
-    assert [n for n in priority("uuid") if n != "cpu"] == ["udev", "nvml", "opencl"]
+    assert [n for n in priority("model") if n != "cpu"] == [
+        "nvml",
+        "udev",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]
+    assert [n for n in priority("memory") if n != "cpu"] == [
+        "nvml",
+        "udev",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]
+    assert [n for n in priority("driver") if n != "cpu"] == [
+        "udev",
+        "nvml",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]
+    assert [n for n in priority("uuid") if n != "cpu"] == [
+        "udev",
+        "nvml",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]

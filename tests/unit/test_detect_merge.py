@@ -139,13 +139,15 @@ def test_unknown_detector_name_is_ignored_with_a_warning(
         "udev": "unavailable",
         "nvml": "unavailable",
         "opencl": "unavailable",
+        "vulkan": "unavailable",
+        "vaapi": "unavailable",
     }
     assert [r.detail for r in inv.detectors if r.name == "udev"] == ["not requested"]
 
 
 def test_detected_inventory_survives_json_and_capabilities() -> None:
     inv = detect_inventory()
-    assert [r.name for r in inv.detectors] == ["cpu", "udev", "nvml", "opencl"]
+    assert [r.name for r in inv.detectors] == ["cpu", "udev", "nvml", "opencl", "vulkan", "vaapi"]
     assert all(r.status in ("ok", "unavailable", "error") for r in inv.detectors)
     assert Inventory.from_json(inv.to_json()) == inv
     back = Inventory.from_capabilities(inv.to_capabilities())

@@ -238,3 +238,20 @@ def test_unknown_detector_name_warns_and_is_ignored() -> None:
     inv = Inventory.from_json(result.stdout)
     assert report(inv, "cpu")[0] == "ok"
     assert report(inv, "udev")[0] == "unavailable"
+
+
+def test_the_kernel_module_version_fills_the_driver_version(tmp_path: Path) -> None:
+    from autopkgtest_hw.detect.udev import module_version
+
+    pattern = str(tmp_path / "{}" / "version")
+    (tmp_path / "nvidia").mkdir()
+    (tmp_path / "nvidia" / "version").write_text("550.54.15\n")
+    (tmp_path / "amdgpu").mkdir()
+    (tmp_path / "amdgpu" / "version").write_text("6.10.5\n")  # AMD's amdgpu-dkms
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "version").write_text("1.0\x1b[2J\n")
+    assert module_version("nvidia", pattern) == "550.54.15"
+    assert module_version("amdgpu", pattern) == "6.10.5"
+    assert module_version("i915", pattern) is None  # in-tree drivers tell none
+    assert module_version("evil", pattern) is None  # only a version reaches a verdict
+    assert module_version("../etc", pattern) is None

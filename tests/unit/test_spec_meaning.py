@@ -149,6 +149,13 @@ def test_vulkan_version_is_not_the_opencl_version() -> None:
 # -- 4. display-only devices ---------------------------------------------------
 
 
+def test_an_inventory_recorded_by_an_older_version_reads_by_todays_classes() -> None:
+    old_ast = dataclasses.replace(AST, classes=("gpu", "vulkan"))  # as draft 1 classed it
+    assert not match(parse("gpu:count>=2"), inv(RX6800, old_ast)).satisfied
+    handwritten = Device(classes=("gpu",), model="a GPU")  # no detector facts: as stated
+    assert match(parse("gpu"), inv(handwritten)).satisfied
+
+
 def test_a_bmc_display_chip_is_recorded_but_is_no_gpu() -> None:
     server = inv(RX6800, AST)
     assert AST.classes == ()
