@@ -55,6 +55,18 @@ def test_one_h100(nvml_stub: Path) -> None:  # noqa: F811
     assert not verdict(inv, "cuda:cc>=10.0")
 
 
+def test_nvenc_codecs_come_from_nvml(nvml_stub: Path) -> None:  # noqa: F811
+    (h100,) = detect(None, env=stub_env(nvml_stub), detectors="nvml").devices
+    assert (h100.video_encode, h100.video_known) == ((), ("encode",))  # no NVENC on an H100
+    inv = detect(None, env=stub_env(nvml_stub), detectors="nvml")
+    assert not verdict(inv, "video:encode=h264")
+    inv = detect(None, env=stub_env(nvml_stub, nvenc="3"), detectors="nvml")
+    (gpu,) = inv.devices
+    assert gpu.video_encode == ("h264", "hevc")
+    assert verdict(inv, "video:encode=hevc")
+    assert not verdict(inv, "video:encode=av1")
+
+
 def test_match_command_with_the_stub(nvml_stub: Path) -> None:  # noqa: F811
     ok = run_cli(None, "match", "cuda:cc>=8.0", env=stub_env(nvml_stub), detectors="nvml")
     assert ok.returncode == 0, ok.stderr
