@@ -10,6 +10,7 @@ sees its devices (docs/design.md, "Recipe: add a hardware class").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -158,7 +159,7 @@ class Key:
         return tuple(n for n in NAMES if n in self.scope)
 
     def applies(self, cls: str) -> bool:
-        return cls in self.classes
+        return cls in _applies(self.scope)
 
     def reader(self, cls: str) -> Callable[[Device], object] | None:
         """How the key reads a device of class ``cls``."""
@@ -184,6 +185,15 @@ class Key:
         """What to install on the host so that an unknown value becomes known."""
         hints = dict(self.to_know)
         return hints.get(cls) or hints.get("")
+
+
+@functools.lru_cache(maxsize=64)
+def _applies(scope: str | tuple[str, ...]) -> frozenset[str]:
+    if scope == ALL:
+        return frozenset(NAMES)
+    if scope == DEVICES:
+        return frozenset(DEVICE_CLASSES)
+    return frozenset(scope)
 
 
 #: The count of fitting devices; it reads no device.
@@ -305,4 +315,7 @@ def get(name: str) -> HwClass:
 
 def defaulted_keys(cls: str) -> tuple[Key, ...]:
     """The keys of ``cls`` that hold a default when a spec does not name them."""
-    return tuple(k for k in KEYS.values() if k.default and k.applies(cls))
+    return _DEFAULTED.get(cls, ())
+
+
+_DEFAULTED = {c: tuple(k for k in KEYS.values() if k.default and k.applies(c)) for c in NAMES}

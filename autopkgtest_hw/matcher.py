@@ -131,6 +131,9 @@ class _View:
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self._by_class: dict[str, list[_Cand]] = {}
+        #: (id(alternative), subject) -> (the alternative, its result): matching
+        #: is a pure function of a frozen inventory and a parsed (cached) spec.
+        self.results: dict[tuple[int, str], tuple[Alternative, _Result]] = {}
 
     def candidates(self, cls: str) -> list[_Cand]:
         found = self._by_class.get(cls)
@@ -172,6 +175,9 @@ def _opencl_cpu(inv: Inventory, opencl: list[_Cand]) -> Device | None:
 
 _VIEWS: dict[int, _View] = {}
 _MAX_VIEWS = 8
+_MAX_RESULTS = 8192
+#: An alternative's outcome: held?, the reason, the fitting devices, unknown key?
+_Result = tuple[bool, str, tuple[Device, ...], bool]
 
 
 def _view(inventory: Inventory) -> _View:
@@ -191,7 +197,7 @@ def match(
     """Evaluate ``spec``; ``label`` is how the spec is named in the message."""
     name = label if label is not None else spec.text
     view = _view(inventory)
-    verdicts = [_match_alternative(alt, view, subject) for alt in spec.alternatives]
+    verdicts = [_cached_alternative(alt, view, subject) for alt in spec.alternatives]
     for ok, detail, devices, _unknown in verdicts:
         if ok:
             return Verdict(name, True, detail, devices=devices)
@@ -225,9 +231,19 @@ def unanswerable(spec: Spec) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _match_alternative(
-    alt: Alternative, view: _View, subject: str
-) -> tuple[bool, str, tuple[Device, ...], bool]:
+def _cached_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
+    key = (id(alt), subject)
+    hit = view.results.get(key)
+    if hit is not None and hit[0] is alt:
+        return hit[1]
+    result = _match_alternative(alt, view, subject)
+    if len(view.results) >= _MAX_RESULTS:
+        view.results.clear()
+    view.results[key] = (alt, result)
+    return result
+
+
+def _match_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
     unknown = [c for c in alt.constraints if c.unknown]
     if unknown:
         keys = ", ".join(repr(c.key) for c in unknown)
@@ -247,7 +263,7 @@ def _match_alternative(
     cls_name = hw_class.display
     if ok:
         if hw_class.is_machine:
-            return True, f"{subject} has {_describe_cpu(view.inventory.cpu, alt)}", (), False
+            return True, f"{subject} has {_describe_cpu(in_class[0], alt)}", (), False
         if not n:
             return True, f"{subject} has {_count(0, cls_name)}", devices, False
         verb = "fits" if n == 1 else "fit"
@@ -400,7 +416,7 @@ def _explain(
     cls_name = hw_class.display
     inventory = view.inventory
     if hw_class.is_machine:
-        return f"{subject} has {_describe_cpu(inventory.cpu, alt)}"
+        return f"{subject} has {_describe_cpu(in_class[0], alt)}"
     if not in_class:
         unseen = _unavailable_sources(alt, inventory)
         defaulted = hw.defaulted_keys(alt.device_class)
@@ -436,12 +452,11 @@ def _describe_device(cand: _Cand, alt: Alternative, hints: dict[str, None]) -> s
     return describe_device(d, "asked", facts=facts)
 
 
-def _describe_cpu(cpu: Cpu | None, alt: Alternative) -> str:
+def _describe_cpu(cand: _Cand, alt: Alternative) -> str:
     from .render import named  # render imports this module's format_size
 
-    cpu = cpu or Cpu()
-    facts = _describe(_Cand(None, cpu, "cpu"), alt, ("with", "without"), {})
-    return named(cpu.model or "a CPU", facts)
+    facts = _describe(cand, alt, ("with", "without"), {})
+    return named((cand.cpu.model if cand.cpu else None) or "a CPU", facts)
 
 
 def _describe(

@@ -10,6 +10,7 @@ is not it (``mem 15.99G`` against ``mem>=16G``, never ``mem 16.0G``).
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
@@ -31,6 +32,7 @@ def unit_factor(unit: str) -> int:
     return (1 << (10 * power)) if binary else 10 ** (3 * power)
 
 
+@functools.lru_cache(maxsize=1024)
 def split(value: str) -> tuple[Decimal, str]:
     """``"1.5Gi"`` -> ``(Decimal("1.5"), "Gi")``; ValueError if not a size."""
     m = SIZE_RE.match(value)
@@ -39,6 +41,7 @@ def split(value: str) -> tuple[Decimal, str]:
     return Decimal(m.group(1)), m.group(2) + m.group(3) + m.group(4)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_size(value: str) -> int:
     """Bytes of a size value (rounded down to a whole byte)."""
     number, unit = split(value)

@@ -38,6 +38,7 @@ _DIGITS_RE = re.compile(r"^\d+$")
 _CUDA_ARCH_RE = re.compile(r"^sm_(\d)(\d+)$")
 _ROCM_ARCH_RE = re.compile(r"^gfx[0-9a-f]{3,5}$")
 _SUBSTVAR_RE = re.compile(r"\$\{[^}]*\}?")
+_SPLIT_RE = re.compile(r"[\s,]")  # what autopkgtest splits Restrictions: on
 
 #: Names people reach for that mean a known key.
 KEY_SYNONYMS = {
@@ -157,15 +158,16 @@ def _parse(text: str) -> Spec:
     substvar = _SUBSTVAR_RE.search(spec_text)
     if substvar:
         raise _substvar_error(text, substvar.group(), offset + substvar.start())
-    for i, ch in enumerate(spec_text):
-        if ch.isspace() or ch == ",":
-            what = "whitespace" if ch.isspace() else "a comma"
-            raise SpecError(
-                text,
-                f"{what} is not allowed in a spec (autopkgtest splits restrictions on it)",
-                ch,
-                offset + i,
-            )
+    split_on = _SPLIT_RE.search(spec_text)
+    if split_on:
+        ch = split_on.group()
+        what = "whitespace" if ch.isspace() else "a comma"
+        raise SpecError(
+            text,
+            f"{what} is not allowed in a spec (autopkgtest splits restrictions on it)",
+            ch,
+            offset + split_on.start(),
+        )
     alternatives = []
     pos = offset
     for alt_text in spec_text.split("|"):
@@ -224,7 +226,7 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
     if not value:
         raise SpecError(spec, f"constraint {part!r} has no value after {op!r}", part, pos + op_at)
     vpos = pos + op_at + len(op)
-    if any(value.startswith(o) for o in OPERATORS):
+    if value[0] in "<>=!":
         raise SpecError(spec, f"malformed operator in {part!r}", part, pos + op_at)
     value_re = _PCI_VALUE_RE if key == "pci" else _VALUE_RE
     if not value_re.match(value):
