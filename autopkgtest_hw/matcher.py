@@ -505,7 +505,7 @@ def _hint(cand: _Cand, key: str, hints: dict[str, None]) -> None:
         how = known.how_to_know(cand.cls)
         why = known.why_unanswered(cand.cls)
         if why and not how:
-            hints[f"{key} unknown: {why}"] = None
+            hints[why] = None
             return
     if how:
         hints[f"{how} to know the unknown values"] = None

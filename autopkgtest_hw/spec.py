@@ -182,7 +182,7 @@ def _parse_alternative(spec: str, alt_text: str, pos: int) -> Alternative:
     parts = alt_text.split(":")
     cls = parts[0]
     if cls not in hw.BY_NAME:
-        message = f"unknown class {cls!r} (classes: {', '.join(hw.NAMES)})"
+        message = f"unknown class {_short(cls)!r} (classes: {', '.join(hw.NAMES)})"
         raise _not_one_of(spec, message, cls, pos, hw.NAMES)
     constraints = []
     seen_keys: set[str] = set()
@@ -222,22 +222,24 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
         return _parse_word(spec, cls, part, pos)
     key, value = part[:op_at], part[op_at + len(op) :]
     if not key:
-        raise SpecError(spec, f"constraint {part!r} has no key before {op!r}", part, pos)
+        raise SpecError(spec, f"constraint {_short(part)!r} has no key before {op!r}", part, pos)
     if not value:
-        raise SpecError(spec, f"constraint {part!r} has no value after {op!r}", part, pos + op_at)
+        raise SpecError(
+            spec, f"constraint {_short(part)!r} has no value after {op!r}", part, pos + op_at
+        )
     vpos = pos + op_at + len(op)
     if value[0] in "<>=!":
-        raise SpecError(spec, f"malformed operator in {part!r}", part, pos + op_at)
+        raise SpecError(spec, f"malformed operator in {_short(part)!r}", part, pos + op_at)
     value_re = _PCI_VALUE_RE if key == "pci" else _VALUE_RE
     if not value_re.match(value):
         bad = next(ch for ch in value if not value_re.match(ch))
         raise SpecError(spec, f"character {bad!r} is not allowed in a value", value, vpos)
     if not _KEY_RE.match(key):
-        raise SpecError(spec, f"malformed key {key!r}", key, pos)
+        raise SpecError(spec, f"malformed key {_short(key)!r}", key, pos)
     if key not in hw.KEYS:
         near = KEY_SYNONYMS.get(key) or _closest(key, hw.KEYS)
         if near:
-            raise SpecError(spec, f"unknown key {key!r}", key, pos, f"{near}{op}{value}")
+            raise SpecError(spec, f"unknown key {_short(key)!r}", key, pos, f"{near}{op}{value}")
         # A well-formed key a newer version may know: unsatisfiable, not an error.
         return Constraint(key, op, tuple(value.split("/")), part, unknown=True)
     known = hw.KEYS[key]
@@ -245,14 +247,19 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
     if not known.applies(cls):
         applies = ", ".join(known.classes)
         raise SpecError(
-            spec, f"key {key!r} does not apply to class {cls!r} (only to {applies})", key, pos
+            spec,
+            f"key {_short(key)!r} does not apply to class {_short(cls)!r} (only to {applies})",
+            key,
+            pos,
         )
     values = tuple(value.split("/"))
     if len(values) > 1 and op not in ("=", "!="):
         raise SpecError(spec, f"'/' alternatives need '=' or '!=', not {op!r}", part, pos + op_at)
     if op in ORDERING_OPS and kind in (hw.STRING, hw.CHOICE, hw.SET):
         hint = _ordering_hint(key, value, op)
-        raise SpecError(spec, f"key {key!r} cannot be compared with {op!r}", part, pos, hint)
+        raise SpecError(
+            spec, f"key {_short(key)!r} cannot be compared with {op!r}", part, pos, hint
+        )
     for v in values:
         _check_value(spec, known, v, vpos)
     return Constraint(key, op, values, part)
@@ -262,36 +269,39 @@ def _parse_word(spec: str, cls: str, word: str, pos: int) -> Constraint:
     if "/" in word and all(_is_arch_word(w) for w in word.split("/")):
         raise SpecError(
             spec,
-            f"{word!r}: several architectures are written as one 'arch=' constraint",
+            f"{_short(word)!r}: several architectures are written as one 'arch=' constraint",
             word,
             pos,
             f"arch={word.lower()}",
         )
     if not _VALUE_RE.match(word) or "/" in word or "*" in word:
         bad = next((ch for ch in word if not _VALUE_RE.match(ch) or ch in "/*"), word[0])
-        raise SpecError(spec, f"character {bad!r} is not allowed in {word!r}", word, pos)
+        raise SpecError(spec, f"character {bad!r} is not allowed in {_short(word)!r}", word, pos)
     lower = word.lower()
     hw_class = hw.get(cls)
     if _CUDA_ARCH_RE.match(lower):
         if hw.CUDA_ARCH not in hw_class.arch_words:
             raise SpecError(
-                spec, f"{word!r} is a CUDA architecture; it needs class cuda", word, pos
+                spec, f"{_short(word)!r} is a CUDA architecture; it needs class cuda", word, pos
             )
         return Constraint("arch", "=", (lower,), word)
     if _ROCM_ARCH_RE.match(lower) or lower.endswith("-generic"):
         if hw.ROCM_ARCH not in hw_class.arch_words:
-            raise SpecError(spec, f"{word!r} is a ROCm gfx target; it needs class rocm", word, pos)
+            raise SpecError(
+                spec, f"{_short(word)!r} is a ROCm gfx target; it needs class rocm", word, pos
+            )
         _check_rocm_target(spec, lower, word, pos)
         return Constraint("arch", "=", (lower,), word)
     if hw_class.features:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", word):
-            raise SpecError(spec, f"malformed feature flag {word!r}", word, pos)
+            raise SpecError(spec, f"malformed feature flag {_short(word)!r}", word, pos)
         return Constraint("feature", "=", (lower,), word, feature=True)
     near = _closest(lower, hw.KEYS)
     hint = f"{near}=..." if near else None
     raise SpecError(
         spec,
-        f"{word!r} is neither a constraint (key op value) nor a known word for class {cls!r}",
+        f"{_short(word)!r} is neither a constraint (key op value)"
+        f" nor a known word for class {_short(cls)!r}",
         word,
         pos,
         hint,
@@ -307,7 +317,7 @@ def _check_value(spec: str, known: hw.Key, value: str, pos: int) -> None:
             message = f"{key} needs a whole number of at most {MAX_INT_DIGITS} digits"
             raise SpecError(spec, message, _short(value), pos)
         if not _INT_RE.match(value):
-            raise SpecError(spec, f"{key} needs a whole number, not {value!r}", value, pos)
+            raise SpecError(spec, f"{key} needs a whole number, not {_short(value)!r}", value, pos)
     elif kind == hw.VERSION:
         if not _VERSION_RE.match(value):
             message = f"{key} needs a version like 8.0, not {_short(value)!r}"
@@ -327,7 +337,7 @@ def _check_value(spec: str, known: hw.Key, value: str, pos: int) -> None:
                 message += " (at most 15 digits and 6 decimals, then a unit)"
             raise SpecError(spec, message, _short(value), pos)
     elif kind in (hw.CHOICE, hw.SET) and value.lower() not in known.choices:
-        message = f"{key} must be one of {', '.join(known.choices)}, not {value!r}"
+        message = f"{key} must be one of {', '.join(known.choices)}, not {_short(value)!r}"
         raise _not_one_of(spec, message, value, pos, known.choices)
     elif key == "arch" and (_ROCM_ARCH_RE.match(value.lower()) or "generic" in value.lower()):
         _check_rocm_target(spec, value.lower(), value, pos)
@@ -349,7 +359,7 @@ def _check_rocm_target(spec: str, lower: str, word: str, pos: int) -> None:
     """A ``-generic`` target must be one LLVM defines."""
     if lower.endswith("-generic") and lower not in GENERIC_TARGETS:
         message = (
-            f"{word!r} is not an LLVM generic target"
+            f"{_short(word)!r} is not an LLVM generic target"
             f" (generic targets: {', '.join(GENERIC_TARGETS)})"
         )
         raise SpecError(spec, message, word, pos, generic_name(lower))
@@ -360,7 +370,7 @@ def _target_feature_error(spec: str, alt_text: str, part: str, pos: int) -> Spec
     rest = [p for p in alt_text.split(":") if not TARGET_FEATURE_RE.match(p.lower())]
     return SpecError(
         spec,
-        f"target feature {part!r} is not a constraint: whether a GPU runs with XNACK or"
+        f"target feature {_short(part)!r} is not a constraint: whether a GPU runs with XNACK or"
         " SRAMECC on is a boot-time setting that no detector reads; name the target alone"
         " (and build the code object for both settings, which is LLVM's default)",
         part,
@@ -384,7 +394,6 @@ def _substvar_error(text: str, var: str, pos: int) -> SpecError:
         f" (only debian/control is, by dh_gencontrol); write {instead}",
         _short(var),
         pos,
-        "rocm" if rocm else None,
     )
 
 
