@@ -16,6 +16,7 @@ APT_PACKAGES="
     python3-argparse-manpage
     fakeroot dpkg-dev zstd ca-certificates
     sbuild schroot python3-pexpect
+    vulkan-tools mesa-vulkan-drivers vainfo
 "
 
 if [ "$(id -u)" -ne 0 ]; then
