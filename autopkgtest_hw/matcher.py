@@ -105,10 +105,11 @@ class _Cand:
         """Whether a runtime reported the device's feature words (OpenCL extensions)."""
         if self.cpu is not None:
             return True
-        assert self.device is not None
-        return (not self.virtual and "opencl" in self.device.sources) or bool(
-            self.device.opencl_extensions
-        )
+        d = self.device
+        assert d is not None
+        if self.virtual:
+            return False
+        return "opencl" in d.sources or d.opencl_type is not None or bool(d.opencl_extensions)
 
     def _read_features(self) -> set[str]:
         if self.cpu is not None:

@@ -340,3 +340,10 @@ def test_a_spec_is_parsed_once_and_errors_stay_the_same() -> None:
         messages.append(str(info.value))
     assert messages[0] == messages[1]
     assert CPU.arch == "amd64"
+
+
+def test_features_are_unknown_only_where_no_icd_reported_the_device() -> None:
+    with_icd = verdict("opencl:fp64", inv(MI210))  # an ICD listed it, without fp64
+    assert "no fp64" in with_icd and "install" not in with_icd
+    without = verdict("opencl:fp64", inv(RX6800))
+    assert "fp64 unknown" in without and "python3-pyopencl on the host" in without
