@@ -84,7 +84,7 @@ class _Cand:
                 out = raw if isinstance(raw, int) else None
             elif kind == hw.VERSION:
                 try:
-                    out = parse_version(str(raw))
+                    out = _version_key(parse_version(str(raw)))
                 except ValueError:
                     out = None
             elif kind == hw.SET:
@@ -319,24 +319,35 @@ def _test(c: Constraint) -> Callable[[_Cand], bool]:
     elif kind == hw.INT:
         wanted = [int(v) for v in c.values]
     elif kind == hw.VERSION:
-        wanted = [parse_version(v) for v in c.values]
+        wanted = [_version_key(parse_version(v)) for v in c.values]
     else:  # CHOICE, SET
         wanted = [v.lower() for v in c.values]
 
-    def test(cand: _Cand) -> bool:
-        actual = cand.value(key)
-        if actual is None:
-            return False
-        if kind == hw.SET:
-            hit = any(w in actual for w in wanted)
-            return hit if op == "=" else not hit
-        if kind == hw.VERSION:  # versions compare component-wise: 9 == 9.0
-            width = max(len(actual), *(len(w) for w in wanted))
-            padded = actual + (0,) * (width - len(actual))
-            return _compare(padded, op, [w + (0,) * (width - len(w)) for w in wanted])
-        return _compare(actual, op, wanted)
+    if kind == hw.SET:
+        want_hit = op == "="
 
-    return test
+        def set_test(cand: _Cand) -> bool:
+            actual = cand.value(key)
+            if actual is None:
+                return False
+            return any(w in actual for w in wanted) is want_hit
+
+        return set_test
+    if op in _ORDERING:
+        compare, (bound,) = _ORDERING[op], wanted
+        return lambda cand: (a := cand.value(key)) is not None and bool(compare(a, bound))
+    members = frozenset(wanted)
+    if op == "=":
+        return lambda cand: (a := cand.value(key)) is not None and a in members
+    return lambda cand: (a := cand.value(key)) is not None and a not in members
+
+
+def _version_key(version: tuple[int, ...]) -> tuple[int, ...]:
+    """A version without trailing zeros: 9 == 9.0, and tuples then compare as versions do."""
+    end = len(version)
+    while end > 1 and version[end - 1] == 0:
+        end -= 1
+    return version[:end]
 
 
 class _Glob:
