@@ -10,11 +10,21 @@ sees its devices (docs/design.md, "Recipe: add a hardware class").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .hardware import KFD_NODE, PASSTHROUGH_DRIVERS, SYCL_DRIVERS, VULKAN_DRIVERS, is_pci_gpu_class
+from .hardware import (
+    DISPLAY_ONLY_DRIVERS,
+    KFD_NODE,
+    OPENCL_DRIVERS,
+    PASSTHROUGH_DRIVERS,
+    SYCL_DRIVERS,
+    VIDEO_DRIVERS,
+    VULKAN_DRIVERS,
+    is_pci_gpu_class,
+)
 
 if TYPE_CHECKING:
     from .inventory import Cpu, Device
@@ -25,7 +35,8 @@ SIZE = "size"  # 16G
 INT = "int"
 VERSION = "version"  # 8.0, compared component-wise
 CHOICE = "type"  # one of the key's ``choices``
-KINDS = (STRING, SIZE, INT, VERSION, CHOICE)
+SET = "set"  # the device has a set (video codecs): '=' any of the values is in it, '!=' none
+KINDS = (STRING, SIZE, INT, VERSION, CHOICE, SET)
 
 #: Arch families a bare word can name: ``sm_90`` (CUDA), ``gfx90a`` (ROCm).
 CUDA_ARCH = "cuda"
@@ -55,13 +66,37 @@ class HwClass:
 
 
 def _usable_gpu(d: Device) -> bool:
-    """A PCI GPU with a driver that is not holding it for passthrough, or NVML's."""
-    bound = d.driver is not None and d.driver not in PASSTHROUGH_DRIVERS
+    """A PCI GPU with a rendering or compute driver bound, or NVML's.
+
+    Not one held for passthrough (vfio-pci), not a display-only chip (a BMC's
+    ``ast``, a hypervisor's virtual VGA): those are recorded, in no class.
+    """
+    bound = (
+        d.driver is not None
+        and d.driver not in PASSTHROUGH_DRIVERS
+        and d.driver not in DISPLAY_ONLY_DRIVERS
+    )
     return (is_pci_gpu_class(d.pci_class) and bound) or "nvml" in d.sources
 
 
 def _rocm(d: Device) -> bool:
     return d.vendor == "amd" and KFD_NODE in d.device_nodes and (d.arch or "").startswith("gfx")
+
+
+def _opencl(d: Device) -> bool:
+    """An OpenCL ICD lists it, or a GPU whose kernel driver has an OpenCL runtime in Debian."""
+    return "opencl" in d.sources or (_usable_gpu(d) and d.driver in OPENCL_DRIVERS)
+
+
+def opencl_type(d: Device) -> str | None:
+    """The OpenCL device type: the ICD's word, else ``gpu`` for a GPU the class admits by driver."""
+    if d.opencl_type:
+        return d.opencl_type
+    return "gpu" if _usable_gpu(d) and d.driver in OPENCL_DRIVERS else None
+
+
+def _video(d: Device) -> bool:
+    return "vaapi" in d.sources or (_usable_gpu(d) and d.driver in VIDEO_DRIVERS)
 
 
 #: Every class, in the order messages and inventories list them.
@@ -70,9 +105,15 @@ CLASSES: tuple[HwClass, ...] = (
     HwClass("gpu", "GPU", ("udev",), _usable_gpu, arch_words=(CUDA_ARCH, ROCM_ARCH)),
     HwClass("cuda", "CUDA", ("nvml",), lambda d: "nvml" in d.sources, arch_words=(CUDA_ARCH,)),
     HwClass("rocm", "ROCm", ("udev",), _rocm, arch_words=(ROCM_ARCH,)),
-    HwClass("opencl", "OpenCL", ("opencl",), lambda d: "opencl" in d.sources, features=True),
+    HwClass("opencl", "OpenCL", ("udev", "opencl"), _opencl, features=True),
     HwClass("sycl", "SYCL", ("udev",), lambda d: d.vendor == "intel" and d.driver in SYCL_DRIVERS),
-    HwClass("vulkan", "Vulkan", ("udev",), lambda d: _usable_gpu(d) and d.driver in VULKAN_DRIVERS),
+    HwClass(
+        "vulkan",
+        "Vulkan",
+        ("udev", "vulkan"),
+        lambda d: _usable_gpu(d) and d.driver in VULKAN_DRIVERS,
+    ),
+    HwClass("video", "video", ("udev", "vaapi", "nvml"), _video),
 )
 BY_NAME: Mapping[str, HwClass] = {c.name: c for c in CLASSES}
 #: Every class name, then those a device can have (all but the machine's).
@@ -93,11 +134,20 @@ class Key:
     scope: str | tuple[str, ...]  # ALL, DEVICES or class names
     device: Callable[[Device], object] | None = None
     cpu: Callable[[Cpu], object] | None = None
-    #: For CHOICE keys: the allowed values, ``any`` meaning every one.
+    #: For CHOICE and SET keys: the allowed values (``any`` meaning every one for CHOICE).
     choices: tuple[str, ...] = ()
     #: The values assumed when a spec does not name the key, and how messages say them.
     default: tuple[str, ...] = ()
     default_text: str = ""
+    #: Classes where the key reads another field than ``device`` does:
+    #: ``version`` is OpenCL's version for ``opencl``, Vulkan's for ``vulkan``.
+    by_class: tuple[tuple[str, Callable[[Device], object]], ...] = ()
+    #: Class -> why no detector answers the key there (``lint`` warns; the
+    #: matcher reads the value as unknown).
+    unanswered: tuple[tuple[str, str], ...] = ()
+    #: Class -> what to install on the host to make an unknown value known
+    #: (only a user-space runtime can tell it); "" for every class.
+    to_know: tuple[tuple[str, str], ...] = ()
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -109,21 +159,71 @@ class Key:
         return tuple(n for n in NAMES if n in self.scope)
 
     def applies(self, cls: str) -> bool:
-        return cls in self.classes
+        return cls in _applies(self.scope)
 
-    def read(self, device: Device | None, cpu: Cpu | None) -> object:
-        """The key's value on a device or the CPU; None where it has none."""
+    def reader(self, cls: str) -> Callable[[Device], object] | None:
+        """How the key reads a device of class ``cls``."""
+        for name, fn in self.by_class:
+            if name == cls:
+                return fn
+        return self.device
+
+    def read(self, device: Device | None, cpu: Cpu | None, cls: str = "") -> object:
+        """The key's value on a device or the CPU; None where it has none (unknown)."""
         if cpu is not None:
             return self.cpu(cpu) if self.cpu else None
-        if device is not None and self.device is not None:
-            return self.device(device)
+        fn = self.reader(cls)
+        if device is not None and fn is not None:
+            return fn(device)
         return None
+
+    def why_unanswered(self, cls: str) -> str | None:
+        """Why no detector answers this key on class ``cls``, or None."""
+        return dict(self.unanswered).get(cls)
+
+    def how_to_know(self, cls: str) -> str | None:
+        """What to install on the host so that an unknown value becomes known."""
+        hints = dict(self.to_know)
+        return hints.get(cls) or hints.get("")
+
+
+@functools.lru_cache(maxsize=64)
+def _applies(scope: str | tuple[str, ...]) -> frozenset[str]:
+    if scope == ALL:
+        return frozenset(NAMES)
+    if scope == DEVICES:
+        return frozenset(DEVICE_CLASSES)
+    return frozenset(scope)
 
 
 #: The count of fitting devices; it reads no device.
 COUNT = "count"
 #: The OpenCL device type: a choice with a default (GPUs and accelerators).
 ANY = "any"
+#: Video codecs of the ``decode`` and ``encode`` keys.
+CODECS = ("h264", "hevc", "av1", "vp9", "vp8", "mpeg2", "vc1", "jpeg")
+
+_OPENCL_RUNTIME = (
+    "install the device's OpenCL ICD (pocl-opencl-icd for CPUs, mesa-opencl-icd or"
+    " rocm-opencl-icd, intel-opencl-icd, nvidia-opencl-icd) and python3-pyopencl on the host"
+)
+_VULKAN_RUNTIME = (
+    "install vulkan-tools and the device's Vulkan driver (mesa-vulkan-drivers,"
+    " nvidia-vulkan-icd) on the host"
+)
+_VIDEO_RUNTIME = (
+    "install vainfo and the device's VA-API driver (mesa-va-drivers,"
+    " intel-media-va-driver; NVML answers encode on NVIDIA) on the host"
+)
+
+
+def _codecs(field: str) -> Callable[[Device], object]:
+    def read(d: Device) -> object:
+        known = field.removeprefix("video_") in d.video_known
+        return frozenset(getattr(d, field)) if known else None
+
+    return read
+
 
 KEYS: Mapping[str, Key] = {
     k.name: k
@@ -133,23 +233,79 @@ KEYS: Mapping[str, Key] = {
         Key("pci", STRING, DEVICES, lambda d: d.pci_id),
         Key("mem", SIZE, ALL, lambda d: d.memory, lambda c: c.memory),
         Key(COUNT, INT, ALL),
-        Key("driver", VERSION, DEVICES, lambda d: d.driver_version),
+        Key(
+            "driver",
+            VERSION,
+            DEVICES,
+            lambda d: d.driver_version,
+            unanswered=(
+                ("sycl", "Intel's i915 and xe kernel drivers report no version"),
+                (
+                    "rocm",
+                    "Debian's amdgpu kernel driver reports no version"
+                    " (only AMD's amdgpu-dkms module does)",
+                ),
+            ),
+        ),
+        Key("module", STRING, DEVICES, lambda d: d.driver),
         Key("arch", STRING, ("cuda", "rocm", "cpu", "gpu"), lambda d: d.arch, lambda c: c.arch),
         Key("cc", VERSION, ("cuda",), lambda d: d.compute_capability),
         Key("cuda", VERSION, ("cuda",), lambda d: d.cuda_version),
-        Key("version", VERSION, ("opencl", "vulkan"), lambda d: d.opencl_version),
+        Key(
+            "version",
+            VERSION,
+            ("opencl", "vulkan"),
+            lambda d: d.opencl_version,
+            by_class=(("vulkan", lambda d: d.vulkan_version),),
+            to_know=(("opencl", _OPENCL_RUNTIME), ("vulkan", _VULKAN_RUNTIME)),
+        ),
         Key(
             "type",
             CHOICE,
             ("opencl",),
-            lambda d: d.opencl_type,
+            opencl_type,
             choices=("gpu", "cpu", "accelerator", ANY),
             default=("gpu", "accelerator"),
             default_text="GPU or accelerator",
         ),
         Key("cores", INT, ("cpu",), cpu=lambda c: c.cores),
+        Key(
+            "decode",
+            SET,
+            ("video",),
+            _codecs("video_decode"),
+            choices=CODECS,
+            to_know=(("", _VIDEO_RUNTIME),),
+        ),
+        Key(
+            "encode",
+            SET,
+            ("video",),
+            _codecs("video_encode"),
+            choices=CODECS,
+            to_know=(("", _VIDEO_RUNTIME),),
+        ),
     )
 }
+
+#: Feature words (OpenCL extensions) only a runtime tells: what to install to know them.
+FEATURES_TO_KNOW = {"opencl": _OPENCL_RUNTIME}
+
+
+def classes_of(d: Device) -> tuple[str, ...]:
+    """Every class ``d`` qualifies for, in class order: what its facts say today."""
+    return tuple(c.name for c in CLASSES if c.qualifies is not None and c.qualifies(d))
+
+
+def current_classes(d: Device) -> tuple[str, ...]:
+    """The classes to match ``d`` by.
+
+    A device that detectors reported (``sources`` set) is classed from its
+    facts by this version's rules, so an inventory recorded by an older
+    version (a BMC's ``ast`` chip then counted as a ``gpu``) reads as today;
+    a hand-written device without sources keeps the classes it states.
+    """
+    return classes_of(d) if d.sources else d.classes
 
 
 def get(name: str) -> HwClass:
@@ -159,4 +315,7 @@ def get(name: str) -> HwClass:
 
 def defaulted_keys(cls: str) -> tuple[Key, ...]:
     """The keys of ``cls`` that hold a default when a spec does not name them."""
-    return tuple(k for k in KEYS.values() if k.default and k.applies(cls))
+    return _DEFAULTED.get(cls, ())
+
+
+_DEFAULTED = {c: tuple(k for k in KEYS.values() if k.default and k.applies(c)) for c in NAMES}

@@ -25,6 +25,49 @@ VULKAN_DRIVERS = GPU_DRIVERS
 SYCL_DRIVERS = frozenset({"i915", "xe"})
 #: Drivers that hold a GPU away from the host (for passthrough): no ``gpu`` class.
 PASSTHROUGH_DRIVERS = frozenset({"vfio-pci", "pci-stub"})
+#: Kernel drivers of display-only devices: BMC chips (ASPEED ``ast``, Matrox
+#: ``mgag200``), firmware framebuffers and the virtual VGA of hypervisors
+#: (bochs, cirrus, qxl, VirtualBox, VMware, Hyper-V, a virtio GPU whose PCI
+#: function ``virtio-pci`` holds).  They are recorded but belong to no class:
+#: nothing a test can compute or render on (a virtio GPU's virgl/venus 3D is
+#: the host's GPU, which the host, not the guest, should offer).
+DISPLAY_ONLY_DRIVERS = frozenset(
+    {
+        "ast",
+        "mgag200",
+        "matroxfb",
+        "simpledrm",
+        "simplefb",
+        "efifb",
+        "vesafb",
+        "bochs",
+        "bochs-drm",
+        "cirrus",
+        "cirrus-qemu",
+        "qxl",
+        "vboxvideo",
+        "vmwgfx",
+        "hyperv_drm",
+        "hyperv_fb",
+        "virtio-pci",
+        "virtio_gpu",
+    }
+)
+#: Kernel drivers with an OpenCL runtime for their GPUs in Debian: ROCm's
+#: rocm-opencl-icd and Mesa's rusticl (amdgpu), intel-opencl-icd (i915, xe),
+#: nvidia-opencl-icd (nvidia).
+OPENCL_DRIVERS = frozenset({"amdgpu", "i915", "xe", "nvidia"})
+#: Kernel drivers with a hardware video runtime in Debian: Mesa's VA-API
+#: drivers (amdgpu, radeon, nouveau), intel-media-va-driver (i915, xe),
+#: NVIDIA's NVDEC/NVENC (nvidia).
+VIDEO_DRIVERS = frozenset({"amdgpu", "radeon", "i915", "xe", "nouveau", "nvidia"})
+#: Dpkg architectures where Debian's OpenCL CPU runtime (PoCL,
+#: pocl-opencl-icd) is built: ``opencl:type=cpu`` holds on their CPUs.
+POCL_ARCHITECTURES = frozenset(
+    {"amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x", "loong64", "mips64el"}
+)
+#: Where the kernel tells a module's version (nvidia, AMD's amdgpu-dkms).
+MODULE_VERSION = "/sys/module/{}/version"
 
 #: AMD's compute node: every ROCm process opens it, whichever GPU it uses.
 KFD_NODE = "/dev/kfd"

@@ -69,6 +69,10 @@ class Device(_Record):
     opencl_type: str | None = None  # gpu, cpu, accelerator
     opencl_platform: str | None = None
     opencl_extensions: tuple[str, ...] = ()
+    vulkan_version: str | None = None  # 1.3 (Vulkan loader's apiVersion, major.minor)
+    video_decode: tuple[str, ...] = ()  # codecs: h264, hevc, av1, vp9, ...
+    video_encode: tuple[str, ...] = ()
+    video_known: tuple[str, ...] = ()  # "decode", "encode": which lists a detector filled
     device_nodes: tuple[str, ...] = ()  # /dev/nvidia0, /dev/dri/renderD128, /dev/kfd
     iommu_group: str | None = None
     numa_node: int | None = None

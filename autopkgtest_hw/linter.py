@@ -34,13 +34,14 @@ from .control import (
     read_tests_control,
 )
 from .hwspec_field import FieldSpec, field_specs
+from .matcher import unanswered_constraints
 from .planner import (
     ALTERNATIVE_SEPARATOR,
     alternatives_of_test,
     hardware_tests,
     suggested_requirement,
 )
-from .spec import NEEDS_HW_PREFIX, OPERATORS, Alternative, Constraint, Spec, SpecError, parse
+from .spec import NEEDS_HW_PREFIX, OPERATORS, Alternative, Spec, SpecError, parse
 
 _T = TypeVar("_T")
 SEVERITIES = ("error", "warning", "info")
@@ -469,7 +470,9 @@ def _check_spec(
             f"{token.text!r}: key {key!r} is unknown to this version of autopkgtest-hw; "
             "it reads as never satisfied, so the test is skipped (a newer version may know it)",
         )
-    for constraint, why in _unanswerable(spec):
+    for _cls, constraint, why in unanswered_constraints(spec):
+        if constraint.unknown:  # reported above, as needs-hw-unknown-key
+            continue
         at = token.text.find(constraint.text)
         yield Finding(
             "warning",
@@ -479,30 +482,6 @@ def _check_spec(
             f"{token.text!r}: no detector can answer {constraint.text!r} ({why}), "
             "so it is never satisfied",
         )
-
-
-def _unanswerable(spec: Spec) -> list[tuple[Constraint, str]]:
-    """The constraints of ``spec`` that no detector can ever answer, and why.
-
-    TODO(spec-meaning merge): replace this stand-in and ``_UNANSWERED`` by the
-    spec-meaning branch's ``unanswerable(spec)`` (classes.py or matcher.py),
-    which knows every detector; keep the finding (tag, place, message).
-    """
-    out = []
-    for alt in spec.alternatives:
-        for c in alt.constraints:
-            why = _UNANSWERED.get((alt.device_class, c.key))
-            if why is not None:
-                out.append((c, why))
-    return out
-
-
-#: Stand-in for the spec-meaning branch: (class, key) pairs no detector fills today.
-_UNANSWERED = {
-    ("rocm", "driver"): "only NVML reports a driver version",
-    ("sycl", "driver"): "only NVML reports a driver version",
-    ("vulkan", "version"): "no detector reads Vulkan",
-}
 
 
 def _fixed_spec(text: str, exc: SpecError) -> str | None:

@@ -3,19 +3,31 @@
 The verdict's message names what was asked and what the machine (or
 testbed) has, e.g. ``needs-hw:cuda:cc>=8.0 not satisfied: testbed has 1 CUDA
 device (Tesla T4, cc 7.5)``.
+
+Matching is fast because nothing is worked out twice: an inventory's
+devices are sorted into classes once (a view kept for the last few
+inventories), each device's value of a key is read and converted once, and a
+constraint is compiled once (specs are parsed once, see spec.parse).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import dataclasses
+import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from . import classes as hw
+from . import rocm, sizes
+from .hardware import POCL_ARCHITECTURES
 from .inventory import Cpu, Device, Inventory
-from .spec import Alternative, Constraint, Spec, parse_size, parse_version
+from .sizes import format_size
+from .spec import Alternative, Constraint, Spec, parse_version
+
+__all__ = ["Verdict", "format_size", "match", "unanswerable"]
 
 
 @dataclass(frozen=True)
@@ -32,18 +44,74 @@ class Verdict:
         return f"{self.spec} {state}: {self.detail}"
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    """A device or the CPU, seen through the keys of the spec language."""
+#: How the matcher names the CPU when it stands for an OpenCL CPU device.
+POCL_PLATFORM = "PoCL"
 
-    device: Device | None
-    cpu: Cpu | None
+
+class _Cand:
+    """A device (of one class) or the CPU, seen through the keys of the spec language.
+
+    Values are read and converted once per key.  ``virtual`` marks the CPU
+    standing for an OpenCL CPU device that no runtime on the host reported.
+    """
+
+    __slots__ = ("_features", "_values", "cls", "cpu", "device", "virtual")
+
+    def __init__(self, device: Device | None, cpu: Cpu | None, cls: str, virtual: bool = False):
+        self.device = device
+        self.cpu = cpu
+        self.cls = cls
+        self.virtual = virtual
+        self._values: dict[str, Any] = {}
+        self._features: frozenset[str] | None = None
 
     def get(self, key: str) -> object:
+        """The raw value, as a person reads it; None when unknown."""
         known = hw.KEYS.get(key)
-        return known.read(self.device, self.cpu) if known is not None else None
+        return known.read(self.device, self.cpu, self.cls) if known is not None else None
 
-    def features(self) -> set[str]:
+    def value(self, key: str) -> Any:
+        """The value converted for comparison (int, version tuple, lowercase text, set)."""
+        try:
+            return self._values[key]
+        except KeyError:
+            pass
+        raw = self.get(key)
+        kind = hw.KEYS[key].kind
+        out: Any = None
+        if raw is not None:
+            if kind in (hw.SIZE, hw.INT):
+                out = raw if isinstance(raw, int) else None
+            elif kind == hw.VERSION:
+                try:
+                    out = _version_key(parse_version(str(raw)))
+                except ValueError:
+                    out = None
+            elif kind == hw.SET:
+                out = frozenset(str(v).lower() for v in raw)  # type: ignore[attr-defined]
+            elif kind == hw.CHOICE:
+                out = str(raw).lower()
+            else:
+                out = _normalise(str(raw))
+        self._values[key] = out
+        return out
+
+    def features(self) -> frozenset[str]:
+        if self._features is None:
+            self._features = frozenset(self._read_features())
+        return self._features
+
+    def features_known(self) -> bool:
+        """Whether a runtime reported the device's feature words (OpenCL extensions)."""
+        if self.cpu is not None:
+            return True
+        d = self.device
+        assert d is not None
+        if self.virtual:
+            return False
+        return "opencl" in d.sources or d.opencl_type is not None or bool(d.opencl_extensions)
+
+    def _read_features(self) -> set[str]:
         if self.cpu is not None:
             return {f.lower() for f in self.cpu.flags}
         assert self.device is not None
@@ -58,12 +126,79 @@ class _Candidate:
         return out
 
 
+class _View:
+    """An inventory sorted into classes once, with each class's candidates."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._by_class: dict[str, list[_Cand]] = {}
+        #: (id(alternative), subject) -> (the alternative, its result): matching
+        #: is a pure function of a frozen inventory and a parsed (cached) spec.
+        self.results: dict[tuple[int, str], tuple[Alternative, _Result]] = {}
+
+    def candidates(self, cls: str) -> list[_Cand]:
+        found = self._by_class.get(cls)
+        if found is None:
+            found = self._by_class[cls] = self._classify(cls)
+        return found
+
+    def _classify(self, cls: str) -> list[_Cand]:
+        inv = self.inventory
+        if hw.get(cls).is_machine:
+            return [_Cand(None, inv.cpu, cls)]
+        out = [_Cand(d, None, cls) for d in inv.devices if cls in hw.current_classes(d)]
+        if cls == "opencl":
+            cpu_device = _opencl_cpu(inv, out)
+            if cpu_device is not None:
+                out.append(_Cand(cpu_device, None, cls, virtual=True))
+        return out
+
+
+def _opencl_cpu(inv: Inventory, opencl: list[_Cand]) -> Device | None:
+    """The CPU as an OpenCL CPU device, where no runtime on the host reported one.
+
+    ``opencl:type=cpu`` means a CPU that a Debian OpenCL CPU runtime (PoCL)
+    supports: the test installs the runtime itself, as it installs any library.
+    """
+    if any(c.device is not None and c.device.opencl_type == "cpu" for c in opencl):
+        return None
+    cpu = inv.cpu
+    if cpu.arch not in POCL_ARCHITECTURES:
+        return None
+    return Device(
+        classes=("opencl",),
+        vendor=cpu.vendor,
+        model=cpu.model or f"{cpu.arch} CPU",
+        opencl_type="cpu",
+        opencl_platform=POCL_PLATFORM,
+    )
+
+
+_VIEWS: dict[int, _View] = {}
+_MAX_VIEWS = 8
+_MAX_RESULTS = 8192
+#: An alternative's outcome: held?, the reason, the fitting devices, unknown key?
+_Result = tuple[bool, str, tuple[Device, ...], bool]
+
+
+def _view(inventory: Inventory) -> _View:
+    """The view of ``inventory``, kept for the last few (an inventory is frozen)."""
+    view = _VIEWS.get(id(inventory))
+    if view is not None and view.inventory is inventory:
+        return view
+    if len(_VIEWS) >= _MAX_VIEWS:
+        _VIEWS.pop(next(iter(_VIEWS)))
+    view = _VIEWS[id(inventory)] = _View(inventory)
+    return view
+
+
 def match(
     spec: Spec, inventory: Inventory, *, label: str | None = None, subject: str = "machine"
 ) -> Verdict:
     """Evaluate ``spec``; ``label`` is how the spec is named in the message."""
     name = label if label is not None else spec.text
-    verdicts = [_match_alternative(alt, inventory, subject) for alt in spec.alternatives]
+    view = _view(inventory)
+    verdicts = [_cached_alternative(alt, view, subject) for alt in spec.alternatives]
     for ok, detail, devices, _unknown in verdicts:
         if ok:
             return Verdict(name, True, detail, devices=devices)
@@ -74,18 +209,55 @@ def match(
     return Verdict(name, False, "; ".join(dict.fromkeys(details)), unknown_key=unknown)
 
 
-def _match_alternative(
-    alt: Alternative, inv: Inventory, subject: str
-) -> tuple[bool, str, tuple[Device, ...], bool]:
+def unanswerable(spec: Spec) -> list[str]:
+    """The constraints of ``spec`` that no detector can answer, each with why.
+
+    Such a constraint reads as unknown on every host, so the test it guards
+    never runs there; ``lint`` warns with these lines.
+    """
+    out = [f"{cls}:{c.text}: {why}" for cls, c, why in unanswered_constraints(spec)]
+    return list(dict.fromkeys(out))
+
+
+def unanswered_constraints(spec: Spec) -> list[tuple[str, Constraint, str]]:
+    """(class, constraint, why) for each constraint of ``spec`` no detector answers."""
+    out: list[tuple[str, Constraint, str]] = []
+    for alt in spec.alternatives:
+        for c in alt.constraints:
+            if c.unknown:
+                why = f"unknown key {c.key!r} (a newer autopkgtest-hw may know it)"
+                out.append((alt.device_class, c, why))
+                continue
+            if c.feature:
+                continue
+            known = hw.KEYS[c.key].why_unanswered(alt.device_class)
+            if known:
+                out.append((alt.device_class, c, known))
+    return out
+
+
+def _cached_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
+    key = (id(alt), subject)
+    hit = view.results.get(key)
+    if hit is not None and hit[0] is alt:
+        return hit[1]
+    result = _match_alternative(alt, view, subject)
+    if len(view.results) >= _MAX_RESULTS:
+        view.results.clear()
+    view.results[key] = (alt, result)
+    return result
+
+
+def _match_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
     unknown = [c for c in alt.constraints if c.unknown]
     if unknown:
         keys = ", ".join(repr(c.key) for c in unknown)
         return (False, f"unknown key {keys} (a newer autopkgtest-hw may know it)", (), True)
 
-    in_class = _candidates(alt, inv)
+    in_class = _candidates(alt, view)
     count_c = alt.constraint(hw.COUNT)
-    others = [c for c in alt.constraints if c.key != hw.COUNT]
-    fitting = [cand for cand in in_class if all(_holds(c, cand) for c in others)]
+    tests = [_test(c) for c in alt.constraints if c.key != hw.COUNT]
+    fitting = [cand for cand in in_class if all(t(cand) for t in tests)]
     n = len(fitting)
     if count_c is not None:
         ok = _compare(n, count_c.op, [int(v) for v in count_c.values])
@@ -96,70 +268,120 @@ def _match_alternative(
     cls_name = hw_class.display
     if ok:
         if hw_class.is_machine:
-            return True, f"{subject} has {_describe_cpu(inv.cpu, alt)}", (), False
+            return True, f"{subject} has {_describe_cpu(in_class[0], alt)}", (), False
         if not n:
             return True, f"{subject} has {_count(0, cls_name)}", devices, False
         verb = "fits" if n == 1 else "fit"
         return True, f"{_count(n, cls_name)} {verb} ({_list(fitting, alt)})", devices, False
-    return False, _explain(alt, inv, in_class, fitting, count_c, subject), (), False
+    return False, _explain(alt, view, in_class, fitting, count_c, subject), (), False
 
 
-def _candidates(alt: Alternative, inv: Inventory) -> list[_Candidate]:
-    if hw.get(alt.device_class).is_machine:
-        return [_Candidate(None, inv.cpu)]
-    devices = inv.of_class(alt.device_class)
+def _candidates(alt: Alternative, view: _View) -> list[_Cand]:
+    cands = view.candidates(alt.device_class)
     for key in hw.defaulted_keys(alt.device_class):
         c = alt.constraint(key.name)
         if c is None:
-            devices = tuple(d for d in devices if (key.read(d, None) or "") in key.default)
+            cands = [d for d in cands if (d.value(key.name) or "") in key.default]
         elif hw.ANY in [v.lower() for v in c.values] and c.op == "=":
             pass
         else:
-            devices = tuple(d for d in devices if _holds(c, _Candidate(d, None)))
-    return [_Candidate(d, None) for d in devices]
+            test = _test(c)
+            cands = [d for d in cands if test(d)]
+    return cands
 
 
-def _holds(c: Constraint, cand: _Candidate) -> bool:
+# -- compiled constraints ---------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8192)
+def _test(c: Constraint) -> Callable[[_Cand], bool]:
+    """``c`` as a predicate on a candidate, built once per constraint."""
     if c.feature:
-        return c.values[0] in cand.features()
-    actual = cand.get(c.key)
+        word = c.values[0]
+        return lambda cand: word in cand.features()
     kind = hw.KEYS[c.key].kind
+    key, op = c.key, c.op
     if kind == hw.CHOICE and any(v.lower() == hw.ANY for v in c.values):
-        return c.op == "="
-    if actual is None:
-        return False
-    conv: Callable[[str], Any]
+        return lambda cand: op == "="
+    if kind == hw.STRING:
+        values = c.values
+        if key == "arch":
+            values = tuple(t for v in values for t in rocm.expand(v))
+        patterns = tuple(_Glob(_normalise(v)) for v in values)
+        want = op == "="
+
+        def string_test(cand: _Cand) -> bool:
+            actual = cand.value(key)
+            if actual is None:
+                return False
+            return any(p.matches(actual) for p in patterns) is want
+
+        return string_test
+    wanted: list[Any]
     if kind == hw.SIZE:
-        conv = parse_size
+        wanted = [sizes.parse_size(v) for v in c.values]
     elif kind == hw.INT:
-        conv = int
+        wanted = [int(v) for v in c.values]
     elif kind == hw.VERSION:
-        conv = parse_version
-        try:
-            actual = parse_version(str(actual))
-        except ValueError:
+        wanted = [_version_key(parse_version(v)) for v in c.values]
+    else:  # CHOICE, SET
+        wanted = [v.lower() for v in c.values]
+
+    if kind == hw.SET:
+        want_hit = op == "="
+
+        def set_test(cand: _Cand) -> bool:
+            actual = cand.value(key)
+            if actual is None:
+                return False
+            return any(w in actual for w in wanted) is want_hit
+
+        return set_test
+    if op in _ORDERING:
+        compare, (bound,) = _ORDERING[op], wanted
+        return lambda cand: (a := cand.value(key)) is not None and bool(compare(a, bound))
+    members = frozenset(wanted)
+    if op == "=":
+        return lambda cand: (a := cand.value(key)) is not None and a in members
+    return lambda cand: (a := cand.value(key)) is not None and a not in members
+
+
+def _version_key(version: tuple[int, ...]) -> tuple[int, ...]:
+    """A version without trailing zeros: 9 == 9.0, and tuples then compare as versions do."""
+    end = len(version)
+    while end > 1 and version[end - 1] == 0:
+        end -= 1
+    return version[:end]
+
+
+class _Glob:
+    """A ``*`` glob matched in linear time: no backtracking, whatever the pattern."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pattern: str) -> None:
+        self.pieces = pattern.split("*")
+
+    def matches(self, text: str) -> bool:
+        pieces = self.pieces
+        if len(pieces) == 1:
+            return text == pieces[0]
+        first, *middle, last = pieces
+        if len(first) + len(last) > len(text):
             return False
-    else:
-        return _string_match(c, str(actual))
-    try:
-        wanted: list[Any] = [conv(v) for v in c.values]
-    except ValueError:
-        return False
-    if isinstance(actual, tuple):  # versions compare component-wise: 9 == 9.0
-        width = max(len(actual), *(len(w) for w in wanted))
-        actual = actual + (0,) * (width - len(actual))
-        wanted = [w + (0,) * (width - len(w)) for w in wanted]
-    return _compare(actual, c.op, wanted)
+        if not text.startswith(first) or not text.endswith(last):
+            return False
+        at, end = len(first), len(text) - len(last)
+        for piece in middle:  # leftmost-first is optimal when '*' is the only wildcard
+            found = text.find(piece, at, end)
+            if found < 0:
+                return False
+            at = found + len(piece)
+        return True
 
 
 def _normalise(text: str) -> str:
     return "-".join(text.lower().split())
-
-
-def _string_match(c: Constraint, actual: str) -> bool:
-    actual_n = _normalise(actual)
-    hit = any(fnmatch.fnmatchcase(actual_n, _normalise(v)) for v in c.values)
-    return hit if c.op == "=" else not hit
 
 
 def _compare(actual: Any, op: str, wanted: list[Any]) -> bool:
@@ -200,16 +422,17 @@ def _unavailable_sources(alt: Alternative, inventory: Inventory) -> str:
 
 def _explain(
     alt: Alternative,
-    inventory: Inventory,
-    in_class: list[_Candidate],
-    fitting: list[_Candidate],
+    view: _View,
+    in_class: list[_Cand],
+    fitting: list[_Cand],
     count_c: Constraint | None,
     subject: str,
 ) -> str:
     hw_class = hw.get(alt.device_class)
     cls_name = hw_class.display
+    inventory = view.inventory
     if hw_class.is_machine:
-        return f"{subject} has {_describe_cpu(in_class[0].cpu, alt)}"
+        return f"{subject} has {_describe_cpu(in_class[0], alt)}"
     if not in_class:
         unseen = _unavailable_sources(alt, inventory)
         defaulted = hw.defaulted_keys(alt.device_class)
@@ -218,58 +441,108 @@ def _explain(
             kinds = "/".join(c.values) if c else defaulted[0].default_text
             return f"{subject} has no {cls_name} {kinds} device{unseen}"
         return f"{subject} has {_count(0, cls_name)}{unseen}"
-    text = f"{subject} has {_count(len(in_class), cls_name)} ({_list(in_class, alt)})"
+    hints: dict[str, None] = {}
+    text = f"{subject} has {_count(len(in_class), cls_name)} ({_list(in_class, alt, hints)})"
     if count_c is not None and len(fitting) and len(fitting) != len(in_class):
         text += f", {len(fitting)} of them fitting"
     if count_c is not None:
         text += f"; asked for count{count_c.op}{count_c.value}"
+    for hint in hints:
+        text += f"; {hint}"
     return text
 
 
-def _list(cands: list[_Candidate], alt: Alternative) -> str:
-    return "; ".join(_describe_device(c.device, alt) for c in cands if c.device is not None)
+def _list(cands: list[_Cand], alt: Alternative, hints: dict[str, None] | None = None) -> str:
+    hints = {} if hints is None else hints
+    return "; ".join(_describe_device(c, alt, hints) for c in cands if c.device is not None)
 
 
-def _describe_device(d: Device, alt: Alternative) -> str:
-    from .render import describe_device  # render uses format_size from here
+def _describe_device(cand: _Cand, alt: Alternative, hints: dict[str, None]) -> str:
+    from .render import describe_device  # render imports this module's format_size
 
-    return describe_device(d, "asked", facts=_describe(_Candidate(d, None), alt, ("has", "no")))
-
-
-def _describe_cpu(cpu: Cpu | None, alt: Alternative) -> str:
-    from .render import named  # render uses format_size from here
-
-    cpu = cpu or Cpu()
-    facts = _describe(_Candidate(None, cpu), alt, ("with", "without"))
-    return named(cpu.model or "a CPU", facts)
+    assert cand.device is not None
+    d = cand.device
+    if cand.virtual:
+        d = dataclasses.replace(d, model=f"{d.model} via {POCL_PLATFORM}")
+    facts = _describe(cand, alt, ("has", "no"), hints)
+    return describe_device(d, "asked", facts=facts)
 
 
-def _describe(cand: _Candidate, alt: Alternative, words: tuple[str, str]) -> list[str]:
-    """``key value...``, ``has/no feature...``: the facts the alternative asked about."""
-    keys = [c.key for c in alt.constraints if not c.feature and c.key not in ("count", "model")]
-    facts = [f"{key} {_show(key, cand.get(key))}" for key in dict.fromkeys(keys)]
+def _describe_cpu(cand: _Cand, alt: Alternative) -> str:
+    from .render import named  # render imports this module's format_size
+
+    facts = _describe(cand, alt, ("with", "without"), {})
+    return named((cand.cpu.model if cand.cpu else None) or "a CPU", facts)
+
+
+def _describe(
+    cand: _Cand, alt: Alternative, words: tuple[str, str], hints: dict[str, None]
+) -> list[str]:
+    """``key value...``, ``has/no feature...``: the facts the alternative asked about.
+
+    A value nobody could read is ``unknown``; ``hints`` collects what to
+    install on the host to know it.
+    """
+    asked: dict[str, list[Constraint]] = {}
+    for c in alt.constraints:
+        if not c.feature and c.key not in ("count", "model"):
+            asked.setdefault(c.key, []).append(c)
+    facts = []
+    for key, constraints in asked.items():
+        value = cand.get(key)
+        if value is None:
+            facts.append(f"{key} unknown")
+            _hint(cand, key, hints)
+        else:
+            facts.append(f"{key} {_show(key, value, constraints)}")
     features = cand.features()
+    known = cand.features_known()
     for c in alt.constraints:
         if c.feature:
-            facts.append(f"{words[0] if c.values[0] in features else words[1]} {c.values[0]}")
+            word = c.values[0]
+            if word in features:
+                facts.append(f"{words[0]} {word}")
+            elif known:
+                facts.append(f"{words[1]} {word}")
+            else:
+                facts.append(f"{word} unknown")
+                _hint(cand, "feature", hints)
     return facts
 
 
-def _show(key: str, value: object) -> str:
-    if value is None:
-        return "unknown"
+def _hint(cand: _Cand, key: str, hints: dict[str, None]) -> None:
+    if cand.virtual:
+        hints[f"{_OPENCL_HINT} to know the CPU's OpenCL details"] = None
+        return
+    known = hw.KEYS.get(key)
+    if known is None:  # a feature word
+        how = hw.FEATURES_TO_KNOW.get(cand.cls)
+    else:
+        how = known.how_to_know(cand.cls)
+        why = known.why_unanswered(cand.cls)
+        if why and not how:
+            hints[why] = None
+            return
+    if how:
+        hints[f"{how} to know the unknown values"] = None
+
+
+_OPENCL_HINT = hw.FEATURES_TO_KNOW["opencl"]
+
+
+def _show(key: str, value: object, constraints: list[Constraint]) -> str:
+    if isinstance(value, frozenset):
+        return "/".join(sorted(value)) or "none"
     if key == "mem" and isinstance(value, int):
-        return format_size(value)
+        asked = [v for c in constraints for v in c.values]
+        if not asked:
+            return format_size(value)
+        unit = sizes.unit_of(asked[0])
+        return sizes.format_in(value, unit, _in_unit(unit, asked))
     return str(value)
 
 
-def format_size(n: int) -> str:
-    for unit, size in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if n >= size:
-            value = n / size
-            return (
-                f"{value:.0f}{unit}"
-                if value >= 100 or value == int(value)
-                else f"{value:.1f}{unit}"
-            )
-    return f"{n}B"
+def _in_unit(unit: str, asked: list[str]) -> tuple[Decimal, ...]:
+    """The asked sizes in ``unit``: figures a shown size must never equal unless it is one."""
+    factor = Decimal(sizes.unit_factor(unit))
+    return tuple(Decimal(sizes.parse_size(v)) / factor for v in asked)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from .hardware import DISPLAY_ONLY_DRIVERS
 from .inventory import Cpu, DetectorReport, Device, Inventory
-from .matcher import format_size
+from .sizes import format_size
 
 _INDENT = "    "
 #: OpenCL extensions worth naming in the summary (the spec's feature words).
@@ -134,6 +135,14 @@ def device_block(index: int, d: Device) -> list[str]:
         if notable:
             ocl += f" ({', '.join(notable)})"
         lines.append(_INDENT + ocl)
+    runtimes = []
+    if d.vulkan_version:
+        runtimes.append(f"Vulkan {d.vulkan_version}")
+    for what, codecs in (("decode", d.video_decode), ("encode", d.video_encode)):
+        if what in d.video_known:
+            runtimes.append(f"video {what} {' '.join(codecs) or 'none'}")
+    if runtimes:
+        lines.append(_INDENT + "; ".join(runtimes))
     placement = []
     if d.device_nodes:
         placement.append("nodes " + " ".join(d.device_nodes))
@@ -156,6 +165,8 @@ def detector_line(r: DetectorReport, all_reports: tuple[DetectorReport, ...] = (
 
 
 def _kind(d: Device) -> str:
+    if d.driver in DISPLAY_ONLY_DRIVERS and not d.classes:
+        return "Display"  # a BMC's chip or a virtual VGA: recorded, in no class
     if d.pci_address or "gpu" in d.classes:
         return "GPU"
     if d.opencl_type:

@@ -8,12 +8,14 @@ a suggestion.  Nothing else is ever raised, whatever the input.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from . import classes as hw
+from . import sizes
 from .errors import HwError
+from .rocm import GENERIC_TARGETS, TARGET_FEATURE_RE, generic_name
 
 NEEDS_HW_PREFIX = "needs-hw:"
 OPERATORS = (">=", "<=", "!=", "=", ">", "<")  # longest first
@@ -22,13 +24,21 @@ ORDERING_OPS = frozenset({">=", "<=", ">", "<"})
 _VALUE_RE = re.compile(r"^[A-Za-z0-9._\-+*/]+$")
 _PCI_VALUE_RE = re.compile(r"^[A-Za-z0-9._\-+*/:]+$")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
-_INT_RE = re.compile(r"^\d+$")
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT])(?:i?B)?$", re.IGNORECASE)
+#: Bounds: a spec is one word of debian/tests/control, not a document.  A
+#: longer one is an error long before matching it could cost anything.
+MAX_SPEC_LENGTH = 1000
+MAX_INT_DIGITS = 9  # count>=, cores>=
+MAX_VERSION_PARTS = 8  # 535.104.05
+MAX_VERSION_DIGITS = 9  # per part
+_VERSION_RE = re.compile(
+    rf"^\d{{1,{MAX_VERSION_DIGITS}}}(\.\d{{1,{MAX_VERSION_DIGITS}}}){{0,{MAX_VERSION_PARTS - 1}}}$"
+)
+_INT_RE = re.compile(rf"^\d{{1,{MAX_INT_DIGITS}}}$")
+_DIGITS_RE = re.compile(r"^\d+$")
 _CUDA_ARCH_RE = re.compile(r"^sm_(\d)(\d+)$")
 _ROCM_ARCH_RE = re.compile(r"^gfx[0-9a-f]{3,5}$")
-
-_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SUBSTVAR_RE = re.compile(r"\$\{[^}]*\}?")
+_SPLIT_RE = re.compile(r"[\s,]")  # what autopkgtest splits Restrictions: on
 
 #: Names people reach for that mean a known key.
 KEY_SYNONYMS = {
@@ -117,22 +127,47 @@ class Spec:
 
 
 def parse(text: str) -> Spec:
-    """Parse one spec (``needs-hw:`` prefix allowed); raise SpecError if invalid."""
+    """Parse one spec (``needs-hw:`` prefix allowed); raise SpecError if invalid.
+
+    A spec is parsed once: the same text again returns the same Spec (a
+    cache; ``plan`` and routing read the same few specs thousands of times).
+    """
     if not isinstance(text, str):
-        raise SpecError(repr(text), "a spec is a string", repr(text), 0)
+        raise SpecError(repr(text)[:80], "a spec is a string", repr(text)[:80], 0)
+    return _parse_cached(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Spec:
+    return _parse(text)
+
+
+def _parse(text: str) -> Spec:
     spec_text = text.removeprefix(NEEDS_HW_PREFIX)
     offset = len(text) - len(spec_text)
     if not spec_text:
         raise SpecError(text, "empty spec", "", offset, "cpu")
-    for i, ch in enumerate(spec_text):
-        if ch.isspace() or ch == ",":
-            what = "whitespace" if ch.isspace() else "a comma"
-            raise SpecError(
-                text,
-                f"{what} is not allowed in a spec (autopkgtest splits restrictions on it)",
-                ch,
-                offset + i,
-            )
+    if len(spec_text) > MAX_SPEC_LENGTH:
+        shown = text[:40] + "..."
+        raise SpecError(
+            shown,
+            f"a spec is at most {MAX_SPEC_LENGTH} characters; this one has {len(spec_text)}",
+            shown,
+            offset + MAX_SPEC_LENGTH,
+        )
+    substvar = _SUBSTVAR_RE.search(spec_text)
+    if substvar:
+        raise _substvar_error(text, substvar.group(), offset + substvar.start())
+    split_on = _SPLIT_RE.search(spec_text)
+    if split_on:
+        ch = split_on.group()
+        what = "whitespace" if ch.isspace() else "a comma"
+        raise SpecError(
+            text,
+            f"{what} is not allowed in a spec (autopkgtest splits restrictions on it)",
+            ch,
+            offset + split_on.start(),
+        )
     alternatives = []
     pos = offset
     for alt_text in spec_text.split("|"):
@@ -147,12 +182,14 @@ def _parse_alternative(spec: str, alt_text: str, pos: int) -> Alternative:
     parts = alt_text.split(":")
     cls = parts[0]
     if cls not in hw.BY_NAME:
-        message = f"unknown class {cls!r} (classes: {', '.join(hw.NAMES)})"
+        message = f"unknown class {_short(cls)!r} (classes: {', '.join(hw.NAMES)})"
         raise _not_one_of(spec, message, cls, pos, hw.NAMES)
     constraints = []
     seen_keys: set[str] = set()
     cpos = pos + len(cls) + 1
     for part in _join_pci_ids(parts[1:]):
+        if cls == "rocm" and TARGET_FEATURE_RE.match(part.lower()):
+            raise _target_feature_error(spec, alt_text, part, cpos)
         c = _parse_constraint(spec, cls, part, cpos)
         if not c.feature and c.key in seen_keys and c.op == "=":
             raise SpecError(spec, f"key {c.key!r} given twice with '='", part, cpos)
@@ -185,22 +222,24 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
         return _parse_word(spec, cls, part, pos)
     key, value = part[:op_at], part[op_at + len(op) :]
     if not key:
-        raise SpecError(spec, f"constraint {part!r} has no key before {op!r}", part, pos)
+        raise SpecError(spec, f"constraint {_short(part)!r} has no key before {op!r}", part, pos)
     if not value:
-        raise SpecError(spec, f"constraint {part!r} has no value after {op!r}", part, pos + op_at)
+        raise SpecError(
+            spec, f"constraint {_short(part)!r} has no value after {op!r}", part, pos + op_at
+        )
     vpos = pos + op_at + len(op)
-    if any(value.startswith(o) for o in OPERATORS):
-        raise SpecError(spec, f"malformed operator in {part!r}", part, pos + op_at)
+    if value[0] in "<>=!":
+        raise SpecError(spec, f"malformed operator in {_short(part)!r}", part, pos + op_at)
     value_re = _PCI_VALUE_RE if key == "pci" else _VALUE_RE
     if not value_re.match(value):
         bad = next(ch for ch in value if not value_re.match(ch))
         raise SpecError(spec, f"character {bad!r} is not allowed in a value", value, vpos)
     if not _KEY_RE.match(key):
-        raise SpecError(spec, f"malformed key {key!r}", key, pos)
+        raise SpecError(spec, f"malformed key {_short(key)!r}", key, pos)
     if key not in hw.KEYS:
         near = KEY_SYNONYMS.get(key) or _closest(key, hw.KEYS)
         if near:
-            raise SpecError(spec, f"unknown key {key!r}", key, pos, f"{near}{op}{value}")
+            raise SpecError(spec, f"unknown key {_short(key)!r}", key, pos, f"{near}{op}{value}")
         # A well-formed key a newer version may know: unsatisfiable, not an error.
         return Constraint(key, op, tuple(value.split("/")), part, unknown=True)
     known = hw.KEYS[key]
@@ -208,44 +247,61 @@ def _parse_constraint(spec: str, cls: str, part: str, pos: int) -> Constraint:
     if not known.applies(cls):
         applies = ", ".join(known.classes)
         raise SpecError(
-            spec, f"key {key!r} does not apply to class {cls!r} (only to {applies})", key, pos
+            spec,
+            f"key {_short(key)!r} does not apply to class {_short(cls)!r} (only to {applies})",
+            key,
+            pos,
         )
     values = tuple(value.split("/"))
     if len(values) > 1 and op not in ("=", "!="):
         raise SpecError(spec, f"'/' alternatives need '=' or '!=', not {op!r}", part, pos + op_at)
-    if op in ORDERING_OPS and kind in (hw.STRING, hw.CHOICE):
+    if op in ORDERING_OPS and kind in (hw.STRING, hw.CHOICE, hw.SET):
         hint = _ordering_hint(key, value, op)
-        raise SpecError(spec, f"key {key!r} cannot be compared with {op!r}", part, pos, hint)
+        raise SpecError(
+            spec, f"key {_short(key)!r} cannot be compared with {op!r}", part, pos, hint
+        )
     for v in values:
         _check_value(spec, known, v, vpos)
     return Constraint(key, op, values, part)
 
 
 def _parse_word(spec: str, cls: str, word: str, pos: int) -> Constraint:
+    if "/" in word and all(_is_arch_word(w) for w in word.split("/")):
+        raise SpecError(
+            spec,
+            f"{_short(word)!r}: several architectures are written as one 'arch=' constraint",
+            word,
+            pos,
+            f"arch={word.lower()}",
+        )
     if not _VALUE_RE.match(word) or "/" in word or "*" in word:
         bad = next((ch for ch in word if not _VALUE_RE.match(ch) or ch in "/*"), word[0])
-        raise SpecError(spec, f"character {bad!r} is not allowed in {word!r}", word, pos)
+        raise SpecError(spec, f"character {bad!r} is not allowed in {_short(word)!r}", word, pos)
     lower = word.lower()
     hw_class = hw.get(cls)
     if _CUDA_ARCH_RE.match(lower):
         if hw.CUDA_ARCH not in hw_class.arch_words:
             raise SpecError(
-                spec, f"{word!r} is a CUDA architecture; it needs class cuda", word, pos
+                spec, f"{_short(word)!r} is a CUDA architecture; it needs class cuda", word, pos
             )
         return Constraint("arch", "=", (lower,), word)
-    if _ROCM_ARCH_RE.match(lower):
+    if _ROCM_ARCH_RE.match(lower) or lower.endswith("-generic"):
         if hw.ROCM_ARCH not in hw_class.arch_words:
-            raise SpecError(spec, f"{word!r} is a ROCm gfx target; it needs class rocm", word, pos)
+            raise SpecError(
+                spec, f"{_short(word)!r} is a ROCm gfx target; it needs class rocm", word, pos
+            )
+        _check_rocm_target(spec, lower, word, pos)
         return Constraint("arch", "=", (lower,), word)
     if hw_class.features:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", word):
-            raise SpecError(spec, f"malformed feature flag {word!r}", word, pos)
+            raise SpecError(spec, f"malformed feature flag {_short(word)!r}", word, pos)
         return Constraint("feature", "=", (lower,), word, feature=True)
     near = _closest(lower, hw.KEYS)
     hint = f"{near}=..." if near else None
     raise SpecError(
         spec,
-        f"{word!r} is neither a constraint (key op value) nor a known word for class {cls!r}",
+        f"{_short(word)!r} is neither a constraint (key op value)"
+        f" nor a known word for class {_short(cls)!r}",
         word,
         pos,
         hint,
@@ -257,19 +313,88 @@ def _check_value(spec: str, known: hw.Key, value: str, pos: int) -> None:
     if "*" in value and kind != hw.STRING:
         raise SpecError(spec, f"'*' globs only work for text keys, not {key}", value, pos)
     if kind == hw.INT:
+        if _DIGITS_RE.match(value) and not _INT_RE.match(value):
+            message = f"{key} needs a whole number of at most {MAX_INT_DIGITS} digits"
+            raise SpecError(spec, message, _short(value), pos)
         if not _INT_RE.match(value):
-            raise SpecError(spec, f"{key} needs a whole number, not {value!r}", value, pos)
+            raise SpecError(spec, f"{key} needs a whole number, not {_short(value)!r}", value, pos)
     elif kind == hw.VERSION:
         if not _VERSION_RE.match(value):
-            raise SpecError(spec, f"{key} needs a version like 8.0, not {value!r}", value, pos)
+            message = f"{key} needs a version like 8.0, not {_short(value)!r}"
+            if re.match(r"^[\d.]+$", value):
+                message += (
+                    f" (at most {MAX_VERSION_PARTS} numbers of at most"
+                    f" {MAX_VERSION_DIGITS} digits, separated by dots)"
+                )
+            raise SpecError(spec, message, _short(value), pos)
     elif kind == hw.SIZE:
-        if _INT_RE.match(value):
-            raise SpecError(spec, f"{key} needs a unit (K, M, G or T)", value, pos, f"{value}G")
-        if not _SIZE_RE.match(value):
-            raise SpecError(spec, f"{key} needs a size like 16G, not {value!r}", value, pos)
-    elif kind == hw.CHOICE and value.lower() not in known.choices:
-        message = f"{key} must be one of {', '.join(known.choices)}, not {value!r}"
+        if _DIGITS_RE.match(value) and len(value) <= 15:
+            message = f"{key} needs a unit ({sizes.SIZE_FORMS})"
+            raise SpecError(spec, message, value, pos, f"{value}G")
+        if not sizes.SIZE_RE.match(value):
+            message = f"{key} needs a size like 16G or 16Gi, not {_short(value)!r}"
+            if re.match(r"^[\d.]+", value):
+                message += " (at most 15 digits and 6 decimals, then a unit)"
+            raise SpecError(spec, message, _short(value), pos)
+    elif kind in (hw.CHOICE, hw.SET) and value.lower() not in known.choices:
+        message = f"{key} must be one of {', '.join(known.choices)}, not {_short(value)!r}"
         raise _not_one_of(spec, message, value, pos, known.choices)
+    elif key == "arch" and (_ROCM_ARCH_RE.match(value.lower()) or "generic" in value.lower()):
+        _check_rocm_target(spec, value.lower(), value, pos)
+
+
+def _short(value: str) -> str:
+    """A value for a message: a runaway one is cut."""
+    return value if len(value) <= 40 else f"{value[:20]}...({len(value)} characters)"
+
+
+def _is_arch_word(word: str) -> bool:
+    lower = word.lower()
+    return bool(_CUDA_ARCH_RE.match(lower) or _ROCM_ARCH_RE.match(lower)) or (
+        lower.endswith("-generic")
+    )
+
+
+def _check_rocm_target(spec: str, lower: str, word: str, pos: int) -> None:
+    """A ``-generic`` target must be one LLVM defines."""
+    if lower.endswith("-generic") and lower not in GENERIC_TARGETS:
+        message = (
+            f"{_short(word)!r} is not an LLVM generic target"
+            f" (generic targets: {', '.join(GENERIC_TARGETS)})"
+        )
+        raise SpecError(spec, message, word, pos, generic_name(lower))
+
+
+def _target_feature_error(spec: str, alt_text: str, part: str, pos: int) -> SpecError:
+    """``rocm:gfx90a:xnack+``: LLVM's feature suffix, which no detector reads."""
+    rest = [p for p in alt_text.split(":") if not TARGET_FEATURE_RE.match(p.lower())]
+    return SpecError(
+        spec,
+        f"target feature {_short(part)!r} is not a constraint: whether a GPU runs with XNACK or"
+        " SRAMECC on is a boot-time setting that no detector reads; name the target alone"
+        " (and build the code object for both settings, which is LLVM's default)",
+        part,
+        pos,
+        ":".join(rest),
+    )
+
+
+def _substvar_error(text: str, var: str, pos: int) -> SpecError:
+    """``${rocm:GPU-Architecture}``: debian/tests/control is never substituted."""
+    rocm = "rocm" in var.lower()
+    instead = (
+        "the targets themselves, e.g. 'needs-hw:rocm:arch=gfx90a/gfx1030', or 'needs-hw:rocm'"
+        " for any ROCm GPU"
+        if rocm
+        else "the value itself"
+    )
+    return SpecError(
+        text,
+        f"substitution variable {_short(var)!r}: debian/tests/control is never substituted"
+        f" (only debian/control is, by dh_gencontrol); write {instead}",
+        _short(var),
+        pos,
+    )
 
 
 def _not_one_of(
@@ -305,13 +430,8 @@ def _closest(word: str, choices: object) -> str | None:
 
 
 def parse_size(value: str) -> int:
-    m = _SIZE_RE.match(value)
-    if not m:
-        raise ValueError(value)
-    try:
-        return int(Decimal(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
-    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-        raise ValueError(value) from None
+    """Bytes of a size value: ``16G`` = 16e9, ``16Gi`` = 16 * 2^30."""
+    return sizes.parse_size(value)
 
 
 def parse_version(value: str) -> tuple[int, ...]:

@@ -4,9 +4,14 @@
 * cold start of ``autopkgtest-hw detect``: the whole process, median of N
   runs, with every detector and with only ``cpu,udev`` (and each detector alone);
 * spec parse + match throughput: specs per second over a few thousand varied
-  specs built from the examples of the spec language with random values.
+  specs built from the examples of the spec language with random values
+  (tokens repeat, as they do when plan or routing reads many packages), and
+  over as many distinct specs (every one new: the cost without any cache).
 
-Usage: .venv/bin/python bench/bench_detect.py [--runs 7] [--specs 5000] [--seed 1]
+``--tree DIR`` measures another checkout's code with the same specs (say,
+main), so two versions can be compared side by side on one machine.
+
+Usage: .venv/bin/python bench/bench_detect.py [--runs 7] [--specs 5000] [--seed 1] [--tree DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+_TREE = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--tree=")), None)
+sys.path.insert(0, str(Path(_TREE).resolve() if _TREE else ROOT))
 
 from autopkgtest_hw.inventory import Inventory  # noqa: E402
 from autopkgtest_hw.matcher import match  # noqa: E402
@@ -92,6 +98,16 @@ def make_specs(n: int, rng: random.Random) -> list[str]:
     return specs
 
 
+def distinct_specs(n: int, rng: random.Random) -> list[str]:
+    """``n`` specs that are all different: no cache can help."""
+    out = []
+    for i in range(n):
+        template = rng.choice(TEMPLATES)
+        fields = {k: rng.choice(v) for k, v in VALUES.items()}
+        out.append(f"{template.format(**fields)}:count>={1 + i % 3}|cpu:cores>={i + 1}")
+    return out
+
+
 def throughput(specs: list[str], inventory: Inventory) -> tuple[float, float, int]:
     start = time.perf_counter()
     parsed = [parse(s) for s in specs]
@@ -108,9 +124,10 @@ def main() -> None:
     ap.add_argument("--specs", type=int, default=5000, help="specs to parse and match")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-cold", action="store_true", help="only the spec figures")
+    ap.add_argument("--tree=", dest="tree", metavar="DIR", help="measure the code of this checkout")
     args = ap.parse_args()
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, code of {_TREE or ROOT}")
     if not args.skip_cold:
         print(f"cold start of 'autopkgtest-hw detect', median of {args.runs} runs:")
         for label, detectors in (
@@ -125,15 +142,19 @@ def main() -> None:
             print(f"  {label:22} {cold_start(args.runs, detectors) * 1000:7.0f} ms")
 
     rng = random.Random(args.seed)
-    specs = make_specs(args.specs, rng)
-    for name in ("gpu-server.json", "workstation.json"):
-        inventory = Inventory.load(str(ROOT / "docs" / "examples" / name))
-        parse_rate, match_rate, held = throughput(specs, inventory)
-        both = 1 / (1 / parse_rate + 1 / match_rate)
-        print(
-            f"{len(specs)} specs against {name}: parse {parse_rate:,.0f}/s,"
-            f" match {match_rate:,.0f}/s, parse+match {both:,.0f}/s ({held} held)"
-        )
+    workloads = (
+        ("varied", make_specs(args.specs, rng)),
+        ("distinct", distinct_specs(args.specs, rng)),
+    )
+    for label, specs in workloads:
+        for name in ("gpu-server.json", "workstation.json"):
+            inventory = Inventory.load(str(ROOT / "docs" / "examples" / name))
+            parse_rate, match_rate, held = throughput(specs, inventory)
+            both = 1 / (1 / parse_rate + 1 / match_rate)
+            print(
+                f"{len(specs)} {label} specs against {name}: parse {parse_rate:,.0f}/s,"
+                f" match {match_rate:,.0f}/s, parse+match {both:,.0f}/s ({held} held)"
+            )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ APT_PACKAGES="
     fakeroot dpkg-dev zstd ca-certificates
     sbuild schroot python3-pexpect
     debci rabbitmq-server amqp-tools python3-pika python3-apt
+    vulkan-tools mesa-vulkan-drivers vainfo
 "
 
 if [ "$(id -u)" -ne 0 ]; then

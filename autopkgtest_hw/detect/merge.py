@@ -10,7 +10,15 @@ from .. import classes as hw
 from ..inventory import Device
 from .base import registered
 
-_UNION_FIELDS = ("device_nodes", "sources", "opencl_extensions")
+#: Lists that several detectors add to (VA-API and NVML both tell encoders).
+_UNION_FIELDS = (
+    "device_nodes",
+    "sources",
+    "opencl_extensions",
+    "video_decode",
+    "video_encode",
+    "video_known",
+)
 
 
 def merge(groups: Sequence[Iterable[Device]]) -> list[Device]:
@@ -35,8 +43,7 @@ def merge(groups: Sequence[Iterable[Device]]) -> list[Device]:
 
 def classify(d: Device) -> Device:
     """``d`` with every class it qualifies for (classes.py says how), in class order."""
-    found = tuple(c.name for c in hw.CLASSES if c.qualifies is not None and c.qualifies(d))
-    return dataclasses.replace(d, classes=found)
+    return dataclasses.replace(d, classes=hw.classes_of(d))
 
 
 def priority(field: str) -> tuple[str, ...]:
@@ -63,7 +70,7 @@ def _combine(parts: list[Device]) -> Device:
         order = priority(f.name)
         for p in sorted(parts, key=lambda p: _rank(p, order)):
             value = getattr(p, f.name)
-            if value is not None:
+            if value is not None and value != ():
                 values[f.name] = value
                 break
     return Device(**values)

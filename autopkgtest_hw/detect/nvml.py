@@ -58,6 +58,7 @@ def _device(
     minor = _optional(nv, "nvmlDeviceGetMinorNumber", handle)
     numa = _optional(nv, "nvmlDeviceGetNumaNodeId", handle)
     memory = _optional(nv, "nvmlDeviceGetMemoryInfo", handle)
+    encoders = _encoders(nv, handle)
     return Device(
         vendor="nvidia",
         model=_text(nv.nvmlDeviceGetName(handle)),
@@ -73,8 +74,45 @@ def _device(
         index=index,
         numa_node=numa if isinstance(numa, int) and numa >= 0 else None,
         device_nodes=(f"/dev/nvidia{minor if minor is not None else index}", *shared),
+        video_encode=encoders or (),
+        video_known=("encode",) if encoders is not None else (),
         sources=(NAME,),
     )
+
+
+#: NVML's encoder queries and the codec words of the spec language.
+_ENCODER_QUERIES = (
+    ("NVML_ENCODER_QUERY_H264", "h264"),
+    ("NVML_ENCODER_QUERY_HEVC", "hevc"),
+    ("NVML_ENCODER_QUERY_AV1", "av1"),
+)
+
+
+def _encoders(nv: Any, handle: Any) -> tuple[str, ...] | None:
+    """The codecs NVENC encodes on this GPU; None when NVML cannot tell.
+
+    NVML answers NOT_SUPPORTED for a codec the GPU cannot encode (an H100 has
+    no NVENC at all); any capacity, even 0 % free while busy, means it can.
+    NVML tells nothing about NVDEC's codecs: ``video:decode`` on NVIDIA needs
+    VA-API (nvidia-vaapi-driver) on the host.
+    """
+    fn = getattr(nv, "nvmlDeviceGetEncoderCapacity", None)
+    if fn is None:
+        return None
+    not_supported = getattr(nv, "NVMLError_NotSupported", ())
+    found: list[str] = []
+    for constant, codec in _ENCODER_QUERIES:
+        query = getattr(nv, constant, None)
+        if query is None:
+            continue
+        try:
+            fn(handle, query)
+        except not_supported:
+            continue
+        except nv.NVMLError:
+            return None  # an older driver without the call, or a GPU that cannot say
+        found.append(codec)
+    return tuple(found)
 
 
 def cuda_version_text(version: int) -> str:

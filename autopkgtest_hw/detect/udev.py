@@ -16,6 +16,7 @@ from ..hardware import (
     DISPLAY_CLASS,
     GPU_DRIVERS,
     KFD_NODE,
+    MODULE_VERSION,
     NVIDIA_SHARED_NODES,
     base_class,
     vendor_name,
@@ -28,6 +29,7 @@ NAME = "udev"
 
 _NVIDIA_INFO = "/proc/driver/nvidia/gpus/{}/information"
 _MINOR_RE = re.compile(r"^Device Minor:\s*(\d+)", re.MULTILINE)
+_MODULE_VERSION_RE = re.compile(r"^\d+(?:[.\-+~]\w+)*$")
 
 
 #: The bound driver is the kernel's word, which udev tells.
@@ -65,6 +67,7 @@ def _device(dev: Any, gfx: str | None, nodes: tuple[str, ...]) -> Device:
     props = dev.properties
     pci_id = (props.get("PCI_ID") or "").lower() or None
     pci_class = props.get("PCI_CLASS")
+    driver = _driver(dev)
     return Device(
         vendor=vendor_name(pci_id.split(":")[0]) if pci_id else None,
         model=props.get("ID_MODEL_FROM_DATABASE"),
@@ -73,7 +76,8 @@ def _device(dev: Any, gfx: str | None, nodes: tuple[str, ...]) -> Device:
         pci_class=f"0x{int(pci_class, 16):06x}" if pci_class else None,
         memory=_int_attribute(dev, "mem_info_vram_total"),
         arch=gfx,
-        driver=_driver(dev),
+        driver=driver,
+        driver_version=module_version(driver) if driver else None,
         device_nodes=nodes,
         iommu_group=_iommu_group(dev),
         numa_node=_numa_node(dev),
@@ -134,6 +138,22 @@ def _nvidia_nodes(address: str, position: int) -> list[str]:
         pass
     wanted = (f"/dev/nvidia{minor}", *NVIDIA_SHARED_NODES)
     return [n for n in wanted if os.path.exists(n)]
+
+
+def module_version(module: str, pattern: str = MODULE_VERSION) -> str | None:
+    """The version the kernel module tells in /sys/module/<module>/version, if it tells one.
+
+    The nvidia module does (``550.54.15``), as does AMD's amdgpu-dkms; Debian's
+    in-tree amdgpu, i915, xe and nouveau do not.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", module):
+        return None
+    try:
+        with open(pattern.format(module.replace("-", "_")), encoding="ascii") as f:
+            text = f.read(65).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) <= 64 and _MODULE_VERSION_RE.match(text) else None
 
 
 def _iommu_group(dev: Any) -> str | None:

@@ -136,8 +136,9 @@ def fake_nvidia(node: str, index: int = 0, address: str = "0000:65:00.0") -> Dev
     )
 
 
-def save_inventory(path: Path, *devices: Device) -> str:
-    inv = Inventory(cpu=Cpu(arch="amd64", cores=2), devices=tuple(devices))
+def save_inventory(path: Path, *devices: Device, cpu: Cpu | None = None) -> str:
+    cpu = cpu if cpu is not None else Cpu(arch="amd64", cores=2)
+    inv = Inventory(cpu=cpu, devices=tuple(devices))
     path.write_text(inv.to_json())
     return str(path)
 

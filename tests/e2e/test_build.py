@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.allocate import lock_name
-from autopkgtest_hw.inventory import Device
+from autopkgtest_hw.inventory import Cpu, Device
 
 from .fixtures import (
     HAVE_AUTOPKGTEST,
@@ -169,7 +169,9 @@ def test_sbuild_builds_with_the_gpu_locked_and_runs_needs_hw_autopkgtests(
 
 
 def test_build_is_refused_with_the_verdict_where_the_spec_does_not_hold(tmp_path: Path) -> None:
-    inv = save_inventory(tmp_path / "inv.json")  # no OpenCL device at all
+    # No OpenCL device at all: not even the CPU, whose architecture is unknown (an amd64
+    # CPU would be one, since the build installs PoCL itself).
+    inv = save_inventory(tmp_path / "inv.json", cpu=Cpu(cores=2))
     out = tmp_path / "out"
     out.mkdir()
     dsc = source_package(tmp_path)

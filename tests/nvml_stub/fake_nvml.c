@@ -7,6 +7,8 @@
  *   FAKE_NVML_BUS      PCI bus of GPU 0, hex (default 3b); GPU n is on bus+n
  *   FAKE_NVML_MIG_GPU  index of the GPU with MIG mode enabled (default: none)
  *   FAKE_NVML_LOST_GPU index of a GPU that has fallen off the bus (default: none)
+ *   FAKE_NVML_NVENC    NVENC codecs, a bit mask: 1 H.264, 2 HEVC, 4 AV1 (default 0:
+ *                      an H100 has no NVENC, and NVML says NOT_SUPPORTED)
  * Struct layouts follow nvml.h.  nvmlDeviceGetNumaNodeId is left out on
  * purpose: older drivers lack it, and detection must cope.
  */
@@ -184,6 +186,17 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t h, unsigned int *current, unsigne
 {
     CHECK(h);
     *current = *pending = index_of(h) == knob("FAKE_NVML_MIG_GPU", -1, 10);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetEncoderCapacity(nvmlDevice_t h, int query, unsigned int *capacity)
+{
+    CHECK(h);
+    if (query < 0 || query > 2)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!(knob("FAKE_NVML_NVENC", 0, 10) & (1 << query)))
+        return NVML_ERROR_NOT_SUPPORTED;
+    *capacity = 100; /* percent of the encoder free */
     return NVML_SUCCESS;
 }
 

@@ -24,6 +24,8 @@ SAMPLE = {
     classes.INT: "1",
     classes.VERSION: "1.0",
 }
+#: Keys whose values are a fixed list: their first choice is valid.
+LISTED = (classes.CHOICE, classes.SET)
 
 
 def test_every_class_has_a_unique_name_and_a_display_name() -> None:
@@ -68,7 +70,7 @@ def test_every_class_parses_matches_and_names_itself(cls: str) -> None:
 )
 def test_every_key_parses_and_matches_on_each_of_its_classes(key: str, cls: str) -> None:
     known = classes.KEYS[key]
-    value = known.choices[0] if known.kind == classes.CHOICE else SAMPLE[known.kind]
+    value = known.choices[0] if known.kind in LISTED else SAMPLE[known.kind]
     spec = parse(f"{cls}:{key}={value}")
     assert spec.alternatives[0].constraint(key) is not None
     match(spec, Inventory())  # never a KeyError for a key the table declares
@@ -82,9 +84,33 @@ def test_a_key_is_refused_on_a_class_outside_its_scope() -> None:
 
 
 def test_detectors_run_in_their_registered_order_and_the_merge_trusts_as_before() -> None:
-    assert DETECTORS == ("cpu", "udev", "nvml", "opencl")
+    assert DETECTORS == ("cpu", "udev", "nvml", "opencl", "vulkan", "vaapi")
     # The CPU detector reports no device: where it ranks does not matter.
-    assert [n for n in priority("model") if n != "cpu"] == ["nvml", "udev", "opencl"]
-    assert [n for n in priority("memory") if n != "cpu"] == ["nvml", "udev", "opencl"]
-    assert [n for n in priority("driver") if n != "cpu"] == ["udev", "nvml", "opencl"]
-    assert [n for n in priority("uuid") if n != "cpu"] == ["udev", "nvml", "opencl"]
+    assert [n for n in priority("model") if n != "cpu"] == [
+        "nvml",
+        "udev",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]
+    assert [n for n in priority("memory") if n != "cpu"] == [
+        "nvml",
+        "udev",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]
+    assert [n for n in priority("driver") if n != "cpu"] == [
+        "udev",
+        "nvml",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]
+    assert [n for n in priority("uuid") if n != "cpu"] == [
+        "udev",
+        "nvml",
+        "opencl",
+        "vulkan",
+        "vaapi",
+    ]

@@ -26,7 +26,7 @@ def test_three_views_of_one_gpu_become_one_device() -> None:
     assert gpu.pci_id == "10de:2330" and gpu.iommu_group == "17"
     assert gpu.uuid == "GPU-1" and gpu.opencl_version == "3.0"
     assert gpu.device_nodes == ("/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm")
-    assert gpu.classes == ("gpu", "cuda", "opencl", "vulkan")
+    assert gpu.classes == ("gpu", "cuda", "opencl", "vulkan", "video")
     assert pocl.classes == ("opencl",)
     assert pocl.pci_address is None
 
@@ -54,7 +54,7 @@ def test_opencl_gpu_without_address_joins_the_only_gpu_of_its_vendor() -> None:
     )
     (gpu,) = classified([intel], [ocl])
     assert gpu.sources == ("udev", "opencl")
-    assert gpu.classes == ("gpu", "opencl", "sycl", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "sycl", "vulkan", "video")
 
 
 def test_ambiguous_opencl_gpus_stay_separate() -> None:
@@ -82,13 +82,18 @@ def test_ambiguous_opencl_gpus_stay_separate() -> None:
         (Device(vendor="nvidia", pci_class="0x030200", sources=("udev",)), ()),
         (
             Device(vendor="nvidia", pci_class="0x030000", driver="nouveau", sources=("udev",)),
-            ("gpu", "vulkan"),
+            ("gpu", "vulkan", "video"),
         ),
         (
             Device(vendor="intel", pci_class="0x030000", driver="xe", sources=("udev",)),
-            ("gpu", "sycl", "vulkan"),
+            ("gpu", "opencl", "sycl", "vulkan", "video"),
         ),
-        (Device(vendor="1a03", pci_class="0x030000", driver="ast", sources=("udev",)), ("gpu",)),
+        (Device(vendor="1a03", pci_class="0x030000", driver="ast", sources=("udev",)), ()),
+        # Display-only devices: a BMC's Matrox, a hypervisor's virtual VGA, a virtio GPU.
+        (Device(vendor="102b", pci_class="0x030000", driver="mgag200", sources=("udev",)), ()),
+        (Device(vendor="1234", pci_class="0x030000", driver="bochs-drm", sources=("udev",)), ()),
+        (Device(vendor="1af4", pci_class="0x030000", driver="virtio-pci", sources=("udev",)), ()),
+        (Device(vendor="1b36", pci_class="0x030000", driver="qxl", sources=("udev",)), ()),
         # Instinct MI300X is a processing accelerator (class 0x12) driven by amdgpu.
         (
             Device(
@@ -99,7 +104,7 @@ def test_ambiguous_opencl_gpus_stay_separate() -> None:
                 device_nodes=("/dev/dri/renderD128", "/dev/kfd"),
                 sources=("udev",),
             ),
-            ("gpu", "rocm", "vulkan"),
+            ("gpu", "rocm", "opencl", "vulkan", "video"),
         ),
         # A gfx target but no /dev/kfd (not passed into this container): no ROCm.
         (
@@ -111,9 +116,12 @@ def test_ambiguous_opencl_gpus_stay_separate() -> None:
                 device_nodes=("/dev/dri/renderD128",),
                 sources=("udev",),
             ),
-            ("gpu", "vulkan"),
+            ("gpu", "opencl", "vulkan", "video"),
         ),
-        (Device(vendor="nvidia", driver="nvidia", sources=("nvml",)), ("gpu", "cuda", "vulkan")),
+        (
+            Device(vendor="nvidia", driver="nvidia", sources=("nvml",)),
+            ("gpu", "cuda", "opencl", "vulkan", "video"),
+        ),
     ],
 )
 def test_classes(device: Device, classes: tuple[str, ...]) -> None:
@@ -131,13 +139,15 @@ def test_unknown_detector_name_is_ignored_with_a_warning(
         "udev": "unavailable",
         "nvml": "unavailable",
         "opencl": "unavailable",
+        "vulkan": "unavailable",
+        "vaapi": "unavailable",
     }
     assert [r.detail for r in inv.detectors if r.name == "udev"] == ["not requested"]
 
 
 def test_detected_inventory_survives_json_and_capabilities() -> None:
     inv = detect_inventory()
-    assert [r.name for r in inv.detectors] == ["cpu", "udev", "nvml", "opencl"]
+    assert [r.name for r in inv.detectors] == ["cpu", "udev", "nvml", "opencl", "vulkan", "vaapi"]
     assert all(r.status in ("ok", "unavailable", "error") for r in inv.detectors)
     assert Inventory.from_json(inv.to_json()) == inv
     back = Inventory.from_capabilities(inv.to_capabilities())

@@ -48,11 +48,23 @@ def test_one_h100(nvml_stub: Path) -> None:  # noqa: F811
     assert gpu.index == 0
     assert gpu.numa_node is None  # the stub has no nvmlDeviceGetNumaNodeId, like old drivers
     assert gpu.device_nodes[0] == "/dev/nvidia0"
-    assert gpu.classes == ("gpu", "cuda", "vulkan")
+    assert gpu.classes == ("gpu", "cuda", "opencl", "vulkan", "video")
     assert verdict(inv, "cuda:cc>=8.0:mem>=64G")
     assert verdict(inv, "cuda:sm_90")
     assert verdict(inv, "cuda:cuda>=12.0:driver>=535")
     assert not verdict(inv, "cuda:cc>=10.0")
+
+
+def test_nvenc_codecs_come_from_nvml(nvml_stub: Path) -> None:  # noqa: F811
+    (h100,) = detect(None, env=stub_env(nvml_stub), detectors="nvml").devices
+    assert (h100.video_encode, h100.video_known) == ((), ("encode",))  # no NVENC on an H100
+    inv = detect(None, env=stub_env(nvml_stub), detectors="nvml")
+    assert not verdict(inv, "video:encode=h264")
+    inv = detect(None, env=stub_env(nvml_stub, nvenc="3"), detectors="nvml")
+    (gpu,) = inv.devices
+    assert gpu.video_encode == ("h264", "hevc")
+    assert verdict(inv, "video:encode=hevc")
+    assert not verdict(inv, "video:encode=av1")
 
 
 def test_match_command_with_the_stub(nvml_stub: Path) -> None:  # noqa: F811
@@ -133,7 +145,7 @@ def test_nvml_and_udev_merge_into_one_device(nvml_stub: Path) -> None:  # noqa: 
     assert gpu.iommu_group == "17"  # from udev
     assert gpu.uuid is not None and gpu.cuda_version == "12.4"  # from NVML
     assert gpu.device_nodes == ("/dev/nvidia0", "/dev/nvidiactl")
-    assert gpu.classes == ("gpu", "cuda", "vulkan")
+    assert gpu.classes == ("gpu", "cuda", "opencl", "vulkan", "video")
     assert verdict(inv, "cuda:cc>=9.0")
     assert not verdict(inv, "rocm:gfx90a")
 
@@ -145,7 +157,7 @@ def test_multi_gpu_host_with_nvml(nvml_stub: Path) -> None:  # noqa: F811
     assert [d.pci_address for d in inv.devices] == ["0000:3b:00.0", "0000:3c:00.0", "0000:c1:00.0"]
     assert [d.sources for d in inv.devices] == [("udev", "nvml"), ("udev", "nvml"), ("udev",)]
     assert [d.mig_mode for d in inv.devices] == [False, True, None]
-    assert inv.classes() == ("cpu", "gpu", "cuda", "rocm", "vulkan")
+    assert inv.classes() == ("cpu", "gpu", "cuda", "rocm", "opencl", "vulkan", "video")
     assert verdict(inv, "cuda:count=2")
     assert verdict(inv, "cuda|rocm")
     assert verdict(inv, "rocm:gfx90a")
@@ -172,7 +184,7 @@ def test_detect_text_output_names_the_gpu(nvml_stub: Path) -> None:  # noqa: F81
     assert "sm_90 (cc 9.0)" in result.stdout
     assert "CUDA 12.4" in result.stdout
     assert "MIG on" in result.stdout
-    assert "classes: gpu cuda vulkan (seen by nvml)" in result.stdout
+    assert "classes: gpu cuda opencl vulkan video (seen by nvml)" in result.stdout
 
 
 def test_json_round_trip_of_a_detected_inventory(nvml_stub: Path) -> None:  # noqa: F811

@@ -26,10 +26,10 @@ REPORTS = (
 def test_table_like_nvidia_smi_and_clinfo() -> None:
     text = inventory_table(Inventory(cpu=CPU, devices=(H100, POCL), detectors=REPORTS))
     lines = text.splitlines()
-    assert lines[0] == "CPU: AMD EPYC 7B13 (amd64, 64 logical CPUs, 512G RAM, 1 flag)"
+    assert lines[0] == "CPU: AMD EPYC 7B13 (amd64, 64 logical CPUs, 512GiB RAM, 1 flag)"
     assert "GPU 0: NVIDIA H100 PCIe (UUID: GPU-abc)" in lines
     assert (
-        "    nvidia 10de:2330 at 0000:3b:00.0, 80G, sm_90 (cc 9.0), driver nvidia 550.54.15,"
+        "    nvidia 10de:2330 at 0000:3b:00.0, 80GiB, sm_90 (cc 9.0), driver nvidia 550.54.15,"
         " CUDA 12.4, MIG on"
     ) in lines
     assert "    nodes /dev/nvidia0 /dev/nvidiactl; IOMMU group 17; NUMA node 0" in lines
@@ -50,7 +50,7 @@ def test_table_without_devices() -> None:
 
 def test_device_line_for_logs() -> None:
     line = describe_device(H100, "line", position=0)
-    assert line.startswith("0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; [10de:2330]; 80G; sm_90")
+    assert line.startswith("0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; [10de:2330]; 80GiB; sm_90")
     assert line.endswith("classes: gpu,cuda,vulkan")
     assert "\n" not in line
 

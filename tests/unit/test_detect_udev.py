@@ -50,7 +50,8 @@ def run_cli(
 
 
 def detect(fixture: str | Path | None, **kwargs: object) -> Inventory:
-    result = run_cli(fixture, "detect", "--json", **kwargs)  # type: ignore[arg-type]
+    """What the detectors find now (the host inventory cache is not what these tests test)."""
+    result = run_cli(fixture, "detect", "--json", "--no-cache", **kwargs)  # type: ignore[arg-type]
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return Inventory.from_json(result.stdout)
@@ -82,7 +83,7 @@ def test_nvidia_h100_host() -> None:
     assert gpu.numa_node == 0
     assert gpu.device_nodes == ("/dev/nvidia0", "/dev/nvidiactl")
     # Without NVML nobody vouches for CUDA: it is a GPU with a Vulkan driver.
-    assert gpu.classes == ("gpu", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "vulkan", "video")
     assert report(inv, "udev") == ("ok", "1 GPU")
     assert verdict(inv, "gpu:vendor=nvidia")
     assert verdict(inv, "gpu:pci=10de:2330")
@@ -101,7 +102,7 @@ def test_amd_rocm_host() -> None:
     assert gpu.iommu_group == "42"
     assert gpu.numa_node == 1
     assert gpu.device_nodes == ("/dev/dri/card1", "/dev/dri/renderD128", "/dev/kfd")
-    assert gpu.classes == ("gpu", "rocm", "vulkan")
+    assert gpu.classes == ("gpu", "rocm", "opencl", "vulkan", "video")
     assert verdict(inv, "rocm:gfx90a")
     assert verdict(inv, "rocm:arch=gfx90a/gfx942:mem>=60G")
     assert not verdict(inv, "rocm:arch=gfx1030/gfx1100")
@@ -127,7 +128,7 @@ def test_intel_arc_host() -> None:
     assert gpu.device_nodes == ("/dev/dri/card0", "/dev/dri/renderD128")
     assert gpu.numa_node is None  # sysfs says -1: no NUMA affinity
     assert gpu.iommu_group == "12"
-    assert gpu.classes == ("gpu", "sycl", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "sycl", "vulkan", "video")
     assert verdict(inv, "gpu:vendor=intel")
     assert verdict(inv, "sycl")
     assert not verdict(inv, "rocm")
@@ -158,7 +159,7 @@ def test_multi_gpu_host_each_gpu_has_only_its_own_nodes() -> None:
     assert amd.arch == "gfx90a"
     assert first.arch is None and second.arch is None
     assert [d.iommu_group for d in inv.devices] == ["17", "18", "42"]
-    assert inv.classes() == ("cpu", "gpu", "rocm", "vulkan")
+    assert inv.classes() == ("cpu", "gpu", "rocm", "opencl", "vulkan", "video")
     assert verdict(inv, "gpu:count>=3")
     assert verdict(inv, "gpu:vendor=nvidia:count=2")
     assert verdict(inv, "rocm:gfx90a")
@@ -193,7 +194,7 @@ def test_gfx_target_without_dev_kfd_is_not_rocm(tmp_path: Path) -> None:
     (gpu,) = inv.devices
     assert gpu.arch == "gfx90a"
     assert "/dev/kfd" not in gpu.device_nodes
-    assert gpu.classes == ("gpu", "vulkan")
+    assert gpu.classes == ("gpu", "opencl", "vulkan", "video")
     assert not verdict(inv, "rocm:gfx90a")
 
 
@@ -238,3 +239,20 @@ def test_unknown_detector_name_warns_and_is_ignored() -> None:
     inv = Inventory.from_json(result.stdout)
     assert report(inv, "cpu")[0] == "ok"
     assert report(inv, "udev")[0] == "unavailable"
+
+
+def test_the_kernel_module_version_fills_the_driver_version(tmp_path: Path) -> None:
+    from autopkgtest_hw.detect.udev import module_version
+
+    pattern = str(tmp_path / "{}" / "version")
+    (tmp_path / "nvidia").mkdir()
+    (tmp_path / "nvidia" / "version").write_text("550.54.15\n")
+    (tmp_path / "amdgpu").mkdir()
+    (tmp_path / "amdgpu" / "version").write_text("6.10.5\n")  # AMD's amdgpu-dkms
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "version").write_text("1.0\x1b[2J\n")
+    assert module_version("nvidia", pattern) == "550.54.15"
+    assert module_version("amdgpu", pattern) == "6.10.5"
+    assert module_version("i915", pattern) is None  # in-tree drivers tell none
+    assert module_version("evil", pattern) is None  # only a version reaches a verdict
+    assert module_version("../etc", pattern) is None

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.matcher import match
 from autopkgtest_hw.spec import parse
 
 from ..conftest import ROOT
@@ -29,7 +31,7 @@ def transcripts() -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(("command", "expected"), transcripts())
 def test_transcript(command, expected):
-    argv = shlex.split(command)  # the specs are quoted, as a shell needs them
+    argv = shlex.split(command)  # as a shell reads it: specs with > are quoted
     assert argv[0] == "autopkgtest-hw"
     done = subprocess.run(
         [sys.executable, "-m", "autopkgtest_hw", *argv[1:]],
@@ -53,3 +55,26 @@ def test_every_documented_token_parses():
         if "<spec>" in token:
             continue
         parse(token.replace("\\|", "|"))
+
+
+def holds_where() -> list[tuple[str, str, bool]]:
+    text = DOC.read_text()
+    table = text.split("<!-- holds-where -->")[1].split("<!-- /holds-where -->")[0]
+    rows = []
+    for line in table.strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows.append((cells[0].strip("`"), cells[1], {"yes": True, "no": False}[cells[2]]))
+    return rows
+
+
+@pytest.mark.parametrize(("spec", "inventory", "holds"), holds_where())
+def test_what_holds_where(spec: str, inventory: str, holds: bool) -> None:
+    machine = Inventory.load(str(ROOT / "docs" / "examples" / f"{inventory}.json"))
+    assert match(parse(spec), machine).satisfied is holds
+
+
+def test_the_table_covers_each_decision() -> None:
+    specs = " ".join(s for s, _, _ in holds_where())
+    for word in ("mem>=16G", "mem>=16Gi", "gpu:count", "generic", "opencl:type=cpu", "vulkan:"):
+        assert word in specs
+    assert len(holds_where()) >= 12

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.cli import main
-from autopkgtest_hw.inventory import Device, Inventory
+from autopkgtest_hw.inventory import Cpu, Device, Inventory
 
 from .devices import CPU, H100, POCL
 
@@ -27,9 +27,9 @@ needs_autopkgtest = pytest.mark.skipif(
 )
 
 
-def save(tmp_path: Path, name: str, *devices: Device) -> str:
+def save(tmp_path: Path, name: str, *devices: Device, cpu: Cpu = CPU) -> str:
     path = tmp_path / f"{name}.json"
-    path.write_text(Inventory(cpu=CPU, devices=devices).to_json(), encoding="utf-8")
+    path.write_text(Inventory(cpu=cpu, devices=devices).to_json(), encoding="utf-8")
     return str(path)
 
 
@@ -111,13 +111,21 @@ def test_args_only_prints_one_word_even_when_empty(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc, out, _ = plan(capsys, str(EXAMPLE), "--inventory", save(tmp_path, "h", H100), "--args-only")
-    assert (rc, out) == (0, "--ignore-restrictions=needs-hw:cuda:cc>=7.0\n")
+    assert (rc, out) == (
+        0,
+        "--ignore-restrictions=needs-hw:opencl:type=cpu,needs-hw:cuda:cc>=7.0\n",
+    )
+    # An amd64 CPU satisfies opencl:type=cpu (the test installs PoCL itself) ...
     rc, out, _ = plan(capsys, str(EXAMPLE), "--inventory", save(tmp_path, "n"), "--args-only")
+    assert (rc, out) == (0, "--ignore-restrictions=needs-hw:opencl:type=cpu\n")
+    # ... a machine of unknown architecture satisfies nothing.
+    unknown = save(tmp_path, "u", cpu=Cpu())
+    rc, out, _ = plan(capsys, str(EXAMPLE), "--inventory", unknown, "--args-only")
     assert (rc, out) == (0, "--ignore-restrictions=\n")
 
 
 def test_requires_hwspec_is_judged_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = plan_json(capsys, str(EXAMPLE), "--inventory", save(tmp_path, "n"))
+    data = plan_json(capsys, str(EXAMPLE), "--inventory", save(tmp_path, "n", cpu=Cpu()))
     (req,) = data["requires_hwspec"]  # type: ignore[misc]
     assert req["spec"] == "opencl:type=cpu|cuda"
     assert req["satisfied"] is False

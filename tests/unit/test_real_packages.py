@@ -5,8 +5,10 @@ tests/data/packages holds the debian/ of rocblas, pytorch-cuda, pocl and mesa
 the inventories of an MI210 server, an RX 6800 and an RTX 3090 workstation, a
 T4 and an H100 server, a server without GPU and an arm64 server (the servers
 with their BMC's ASPEED display chip).  The expected verdicts are SPEC draft
-2's; the few that need the spec-meaning branch (decimal sizes, classes as
-hardware plus kernel driver, display-only chips in no class) are marked.
+2's: sizes are decimal (16G holds on a 16 GB RX 6800 and T4), a class is
+hardware plus the kernel driver (opencl:type=cpu holds on any CPU; pocl's
+tests install PoCL themselves), and a BMC's display chip is no GPU (mesa is
+not routed to a server whose only display device is its ASPEED chip).
 """
 
 from __future__ import annotations
@@ -29,20 +31,6 @@ DATA = ROOT / "tests" / "data"
 HOSTS = ("mi210-server", "rx6800-workstation", "rtx3090-workstation", "t4-server")
 HOSTS += ("h100-server", "no-gpu-server", "altra-arm64-server")
 
-NEEDS_SPEC_MEANING = "needs the spec-meaning branch"
-#: (package, host, test) whose expected verdict is draft 2's and not yet this branch's.
-SPEC_MEANING = {
-    # 16G is decimal: a 16 GB RX 6800 (17,163,091,968 bytes) and T4 (15,360 MiB) have it
-    ("rocblas", "rx6800-workstation", "rocblas-test-full"),
-    ("pytorch-cuda", "t4-server", "cuda-large-model"),
-    # opencl:type=cpu holds on any CPU; the test installs PoCL itself
-    *(
-        ("pocl", host, test)
-        for host in HOSTS
-        if host != "rtx3090-workstation"  # the one host with PoCL installed
-        for test in ("clinfo", "poclcc-vadd")
-    ),
-}
 R, S = "RUN", "SKIP"
 ARCH_SKIP = (
     "Test lists explicitly supported architectures, but the current architecture arm64 "
@@ -88,10 +76,7 @@ def cases() -> list[object]:
     for pkg, tests in EXPECTED.items():
         for test, verdicts in tests.items():
             for hostname, verdict in zip(HOSTS, verdicts, strict=True):
-                marks = []
-                if (pkg, hostname, test) in SPEC_MEANING:
-                    marks.append(pytest.mark.xfail(strict=True, reason=NEEDS_SPEC_MEANING))
-                out.append(pytest.param(pkg, hostname, test, verdict, marks=marks))
+                out.append(pytest.param(pkg, hostname, test, verdict))
     return out
 
 
@@ -137,21 +122,13 @@ ADMITTED = {
     # neither field nor needs-hw: ordinary workers, but only amd64 ones (Architecture:)
     "rocblas-today": (True,) * 6 + (False,),
 }
-ROUTING_SPEC_MEANING = {
-    *(("pocl", h) for h in HOSTS if h != "rtx3090-workstation"),  # opencl:type=cpu on any CPU
-    ("mesa", "no-gpu-server"),  # the BMC's ASPEED chip is no GPU
-    ("mesa", "altra-arm64-server"),
-}
 
 
 def routing_cases() -> list[object]:
     out = []
     for pkg, admitted in ADMITTED.items():
         for hostname, expected in zip(HOSTS, admitted, strict=True):
-            marks = []
-            if (pkg, hostname) in ROUTING_SPEC_MEANING:
-                marks.append(pytest.mark.xfail(strict=True, reason=NEEDS_SPEC_MEANING))
-            out.append(pytest.param(pkg, hostname, expected, marks=marks))
+            out.append(pytest.param(pkg, hostname, expected))
     return out
 
 

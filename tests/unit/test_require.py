@@ -73,7 +73,7 @@ def test_without_a_command_just_the_exit_status(inventory: str) -> None:
     assert require("--inventory", inventory, "cuda").returncode == 0
     assert require("--inventory", inventory, "cuda:count>=2").returncode == 77
     # --inventory after the specs works too
-    assert require("cuda:mem>=16G", "--inventory", inventory).returncode == 77
+    assert require("cuda:mem>=24G", "--inventory", inventory).returncode == 77
 
 
 def test_invalid_spec_exits_2_with_the_fix(inventory: str) -> None:

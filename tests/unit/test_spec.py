@@ -98,9 +98,12 @@ def test_glob_only_for_text_keys():
 
 
 def test_sizes_and_versions():
-    assert parse_size("16G") == 16 << 30
-    assert parse_size("1.5T") == 3 << 39
+    assert parse_size("16G") == 16 * 10**9  # decimal, as cards are sold
+    assert parse_size("16GB") == 16 * 10**9
+    assert parse_size("1.5T") == 15 * 10**11
+    assert parse_size("16Gi") == 16 << 30  # binary
     assert parse_size("512MiB") == 512 << 20
+    assert parse_size("4k") == 4000
     assert parse_version("535.104.05") == (535, 104, 5)
     assert parse_version("12.4") == (12, 4)
 
