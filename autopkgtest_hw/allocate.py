@@ -65,7 +65,9 @@ def select(inventory: Inventory, selectors: Sequence[str]) -> list[Device]:
 
 def _select_one(inventory: Inventory, devices: list[Device], sel: str) -> list[int]:
     low = sel.lower()
-    if sel.isdigit():
+    if sel.isascii() and sel.isdigit():  # "²" is a digit to str.isdigit, not to int()
+        if len(sel) > 6:
+            return []  # no inventory has a million devices
         n = int(sel)
         by_index = [i for i, d in enumerate(devices) if d.index == n]
         if by_index:
@@ -275,6 +277,8 @@ def _remove_created(ldir: LockDir, created: set[str]) -> None:
 def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Ticket:
     try:
         return tickets.Ticket(lock_dir, wants, record)
+    except LockDirError as exc:
+        raise AllocationError(str(exc)) from None
     except OSError as exc:
         raise AllocationError(
             f"cannot queue in {lock_dir}/{tickets.QUEUE}: {exc.strerror}"

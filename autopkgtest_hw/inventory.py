@@ -256,7 +256,11 @@ def _from_dict(cls: type[T], data: Any) -> T:
         if key not in hints:
             continue  # a newer version's field: ignore, stay readable
         kwargs[key] = _checked(cls.__name__, key, hints[key], value)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError:  # a required field is missing
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs]  # type: ignore[arg-type]
+        raise InventoryError(f"{cls.__name__}: missing {', '.join(missing)}") from None
 
 
 @functools.cache
