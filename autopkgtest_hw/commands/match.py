@@ -11,6 +11,7 @@ import json
 from ..errors import Exit
 from ..matcher import match
 from ..spec import parse
+from ..text import escape
 from ._common import add_inventory_option, add_json_option, get_inventory
 
 HELP = "check hardware specs against this machine"
@@ -44,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         for v in verdicts:
-            print(v.message)
+            print(escape(v.message))
     return Exit.OK if all(v.satisfied for v in verdicts) else Exit.FAILED

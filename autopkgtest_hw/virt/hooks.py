@@ -16,6 +16,7 @@ from ..backends import Backend, Passthrough
 from ..inventory import Device, Inventory
 from ..proxy import ExecuteCommandSource
 from ..render import describe_device
+from ..text import escape
 
 #: The failure word of a reply to open/revert/reboot whose devices are not in the testbed.
 PASSTHROUGH_FAILED = "hw-passthrough-failed"
@@ -71,7 +72,7 @@ class HardwareHooks:
             lacking = [d.ident for d in self.devices if d not in present]
             return self._fail(command, problems, lacking)
         for p in problems:
-            log.warning(f"not in the testbed, not advertised: {p}")
+            log.warning(f"not in the testbed, not advertised: {escape(p)}")
         self.testbed = Inventory(cpu=result.cpu, devices=tuple(present))
         if not self.logged or log.debugging():
             self.logged = True
@@ -85,7 +86,7 @@ class HardwareHooks:
             f" ({self.passthrough.description}):"
         )
         for p in problems:
-            log.error(f"  {p}")
+            log.error(f"  {escape(p)}")
         log.error("this is a testbed failure (passthrough did not work), not a test failure")
         return " ".join([PASSTHROUGH_FAILED, *(quote(i, safe="/:") for i in lacking)])
 
@@ -93,7 +94,7 @@ class HardwareHooks:
         assert self.testbed is not None
         cpu = self.testbed.cpu
         log.info(
-            f"testbed CPU: {cpu.model or 'unknown'}, {cpu.cores or '?'} logical CPUs,"
+            f"testbed CPU: {escape(cpu.model or 'unknown')}, {cpu.cores or '?'} logical CPUs,"
             f" {(cpu.memory or 0) // 2**20} MiB RAM, {cpu.arch or 'unknown arch'}"
         )
         if not present:
