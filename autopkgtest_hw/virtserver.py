@@ -19,6 +19,7 @@ from . import __version__, allocate, holder_options, log
 from .argparser import Parser
 from .backends import HostPaths
 from .errors import Exit, HwError
+from .keeper import Keeper
 from .proxy import (
     InnerDied,
     InnerServer,
@@ -193,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     alloc: allocate.Allocation | None = None
     inner: InnerServer | None = None
+    keeper: Keeper | None = None
     try:
         try:
             testbed: Testbed = prepare(request_of(args))
@@ -200,13 +202,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error(str(exc))
             return Exit.FAILED
         alloc = testbed.allocation
+        if alloc.fds:
+            # Holds the locks past our own end until the testbed is gone (keeper.py).
+            keeper = Keeper(alloc.fds, testbed.backend.leftovers())
         log.debug(f"starting {testbed.argv}")
         try:
             inner = InnerServer(testbed.argv, pass_fds=alloc.fds)
         except OSError as exc:
             log.error(f"cannot start {testbed.argv[0]}: {exc.strerror}")
             return Exit.FAILED
-        hooks = HardwareHooks(testbed.backend, alloc.devices, testbed.passthrough, inner)
+        if keeper is not None:
+            keeper.inner_started(inner.pid)
+        hooks = HardwareHooks(
+            testbed.backend,
+            alloc.devices,
+            testbed.passthrough,
+            inner,
+            command_prefix=keeper.prefix() if keeper is not None else (),
+        )
         proxy = Proxy(inner, hooks)
         try:
             proxy.start()
@@ -224,13 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(f"got {exc}; shutting the testbed down")
         if inner is not None:
             inner.shutdown()
-        if alloc is not None:
-            alloc.release()
+        _finish(keeper, alloc)
         die_by(exc.signum)
         return 128 + exc.signum  # not reached
     finally:
-        if alloc is not None:
-            alloc.release()
+        _finish(keeper, alloc)
+
+
+def _finish(keeper: Keeper | None, alloc: allocate.Allocation | None) -> None:
+    """Let go of the locks once the keeper found the testbed gone (and removed what was left)."""
+    if keeper is not None:
+        keeper.finish()
+    if alloc is not None:
+        alloc.release()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,8 +35,11 @@ class HardwareHooks:
         devices: Sequence[Device],
         passthrough: Passthrough,
         inner: ExecuteCommandSource,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.backend = backend
+        #: Put before every command autopkgtest runs in the testbed (keeper: the locks).
+        self.command_prefix = list(command_prefix)
         self.devices = list(devices)
         self.passthrough = passthrough
         self.inner = inner
@@ -51,10 +54,20 @@ class HardwareHooks:
                 return self._verify(command) or reply
         elif command == "close" and ok:
             self.testbed = None
+        elif command == "print-execute-command" and ok and self.command_prefix:
+            return self._prefixed(reply)
         elif command == "capabilities" and ok and self.testbed is not None:
             extra = " ".join(quote(w) for w in self.testbed.to_capabilities())
             return f"{reply} {extra}"
         return reply
+
+    def _prefixed(self, reply: str) -> str:
+        """The reply to print-execute-command, with the lock-holding prefix before its words."""
+        words = reply.split()
+        if len(words) < 2:
+            return reply
+        prefix = ",".join(quote(w, safe="/:=@+-_.") for w in self.command_prefix)
+        return " ".join([words[0], f"{prefix},{words[1]}", *words[2:]])
 
     def _verify(self, command: str) -> str | None:
         """None if the testbed has the devices; else a failure reply."""
@@ -68,6 +81,15 @@ class HardwareHooks:
         except probe.ProbeError as exc:
             return self._fail(command, [f"cannot look inside the testbed: {exc}"], [])
         present, problems = self.backend.verify(self.devices, result)
+        foreign = result.foreign_gpu_nodes(self.passthrough.nodes)
+        if foreign and self.backend.hides_other_nodes:
+            # Issue 9, point 8: a testbed must not see a GPU that was not allocated.
+            return self._fail(
+                command,
+                [f"the testbed sees GPU nodes that were not allocated: {', '.join(foreign)}"],
+                [],
+                what="sees devices that were not passed in",
+            )
         if problems and self.backend.strict:
             lacking = [d.ident for d in self.devices if d not in present]
             return self._fail(command, problems, lacking)
@@ -79,12 +101,15 @@ class HardwareHooks:
             self._log_testbed(present)
         return None
 
-    def _fail(self, command: str, problems: list[str], lacking: list[str]) -> str:
-        """Log what is missing and why; the reply names the devices (autopkgtest shows it)."""
-        log.error(
-            f"after {command}: the testbed lacks devices that were passed in"
-            f" ({self.passthrough.description}):"
-        )
+    def _fail(
+        self,
+        command: str,
+        problems: list[str],
+        lacking: list[str],
+        what: str = "lacks devices that were passed in",
+    ) -> str:
+        """Log what is wrong and why; the reply names the devices (autopkgtest shows it)."""
+        log.error(f"after {command}: the testbed {what} ({self.passthrough.description}):")
         for p in problems:
             log.error(f"  {escape(p)}")
         log.error("this is a testbed failure (passthrough did not work), not a test failure")
