@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from .fixtures import (
+    HWGPU,
     TESLA_T4,
     command_test,
+    env,
     have_hwgpu,
+    lock_is_free,
+    make_package,
     make_tests_tree,
+    one_fake_gpu,
+    process_gone,
     run_hw,
     write_inventory,
 )
@@ -35,3 +47,118 @@ def test_a_device_name_cannot_forge_a_summary_line(
     assert [ln.split()[0] for ln in r.summary] == ["h100"]
     assert "Tesla T4\\nfake-test" in r.result("h100")
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+
+
+# -- point 2: the lock outlives everything that can touch the device ------------
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for c in _children(todo.pop()):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _wait_for(predicate: Callable[[], object], what: str) -> object:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _find(root: int, needle: str) -> int | None:
+    for p in _descendants(root):
+        if needle in _cmdline(p):
+            return p
+    return None
+
+
+def _run_and_kill_the_proxy(
+    tmp_path: Path, virt_tail: list[str], sig: signal.Signals
+) -> tuple[str, Callable[[], bool], subprocess.Popen[bytes], int]:
+    """Start autopkgtest on a test that sleeps; kill the proxy; return (lock, lock_free, ...)."""
+    inv, node, lock = one_fake_gpu(tmp_path, 7)
+    src = make_package(tmp_path, {"holds-gpu": f"exec sleep {SLEEP}\n"})
+    virt = ["hwgpu", "--inventory", inv, "--lock-dir", str(tmp_path / "locks"), *virt_tail]
+    adt = subprocess.Popen(
+        [
+            "autopkgtest",
+            "--no-built-binaries",
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--",
+            *virt,
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+    )
+    sleeper = _wait_for(lambda: _find(adt.pid, f"sleep {SLEEP}"), "the test to start")
+    assert isinstance(sleeper, int)
+    proxy = _find(adt.pid, "autopkgtest-virt-hwgpu")
+    assert proxy is not None
+    os.kill(proxy, sig)
+    _wait_for(lambda: process_gone(proxy), "the proxy to die")
+    return lock, (lambda: lock_is_free(lock)), adt, sleeper
+
+
+SLEEP = 3171
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("testbed", ["null", "unshare"])
+def test_the_lock_is_held_until_the_test_process_is_gone(
+    tmp_path: Path, bookworm_tarball: Path, sig: signal.Signals, testbed: str
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mknod and unshare testbeds need root here")
+    tail = ["null"] if testbed == "null" else ["unshare", "--tarball", str(bookworm_tarball)]
+    lock, free, adt, sleeper = _run_and_kill_the_proxy(tmp_path, tail, sig)
+    try:
+        time.sleep(1.0)  # the old code let go within 0.1-0.4 s
+        assert not free(), "the lock was released while the test still ran"
+        # a second run does not get the device meanwhile
+        second = subprocess.run(
+            [
+                str(HWGPU),
+                "--inventory",
+                str(tmp_path / "inv.json"),
+                "--lock-dir",
+                str(tmp_path / "locks"),
+                "null",
+            ],  # fmt: skip
+            input=b"",
+            capture_output=True,
+            env=env(),
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == 1 and b"is locked by" in second.stderr, second.stderr
+        os.kill(sleeper, signal.SIGKILL)
+        _wait_for(free, "the lock to be free once the test process is gone")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sleeper, signal.SIGKILL)
+        adt.kill()
+        adt.wait()
