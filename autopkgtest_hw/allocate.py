@@ -144,7 +144,12 @@ def holders(path: str) -> list[str]:
     named = {h.pid for h in confirmed}
     for pid in sorted(pids - named):
         owner = holder_records.process_owner(pid)
-        out.append(f"pid {pid}" + (f" of user {safe(owner)}" if owner else ""))
+        if owner is None and not holder_records.alive(pid):
+            # The kernel names the process that took the lock; the descriptor lives on
+            # in the processes of its testbed (or its keeper) until they are gone.
+            out.append(f"pid {pid} (exited; its testbed's processes still hold the lock)")
+        else:
+            out.append(f"pid {pid}" + (f" of user {safe(owner)}" if owner else ""))
     return out
 
 

@@ -12,22 +12,41 @@ from pathlib import Path
 
 import pytest
 
+from autopkgtest_hw import probe
+from autopkgtest_hw.backends.null import NullBackend
+from autopkgtest_hw.backends.podman import PodmanBackend
+from autopkgtest_hw.backends.unshare import UnshareBackend
+from autopkgtest_hw.keeper import INNER_GRACE
+
+from . import test_virtserver_testbeds as testbeds
 from .fixtures import (
+    GONE_WITHIN,
     HWGPU,
     TESLA_T4,
+    Server,
+    autopkgtest,
     command_test,
     env,
+    fake_nvidia,
     have_hwgpu,
     lock_is_free,
+    make_char_device,
     make_package,
     make_tests_tree,
+    needs_root_and_autopkgtest,
     one_fake_gpu,
+    opened,
     process_gone,
     run_hw,
+    save_inventory,
     write_inventory,
 )
 
+containers = testbeds.containers
+podman_image = testbeds.podman_image  # the session fixture, shared
+
 needs_hwgpu = pytest.mark.skipif(not have_hwgpu(), reason="autopkgtest-virt-hwgpu is missing")
+needs_root = needs_root_and_autopkgtest("mknod, testbeds")
 
 
 @needs_hwgpu
@@ -97,7 +116,7 @@ def _run_and_kill_the_proxy(
     tmp_path: Path, virt_tail: list[str], sig: signal.Signals
 ) -> tuple[str, Callable[[], bool], subprocess.Popen[bytes], int]:
     """Start autopkgtest on a test that sleeps; kill the proxy; return (lock, lock_free, ...)."""
-    inv, node, lock = one_fake_gpu(tmp_path, 7)
+    inv, _node, lock = one_fake_gpu(tmp_path, 7)
     src = make_package(tmp_path, {"holds-gpu": f"exec sleep {SLEEP}\n"})
     virt = ["hwgpu", "--inventory", inv, "--lock-dir", str(tmp_path / "locks"), *virt_tail]
     adt = subprocess.Popen(
@@ -109,7 +128,7 @@ def _run_and_kill_the_proxy(
             str(tmp_path / "out"),
             "--",
             *virt,
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env(),
@@ -134,7 +153,7 @@ def test_the_lock_is_held_until_the_test_process_is_gone(
     if os.geteuid() != 0:
         pytest.skip("mknod and unshare testbeds need root here")
     tail = ["null"] if testbed == "null" else ["unshare", "--tarball", str(bookworm_tarball)]
-    lock, free, adt, sleeper = _run_and_kill_the_proxy(tmp_path, tail, sig)
+    _lock, free, adt, sleeper = _run_and_kill_the_proxy(tmp_path, tail, sig)
     try:
         time.sleep(1.0)  # the old code let go within 0.1-0.4 s
         assert not free(), "the lock was released while the test still ran"
@@ -147,7 +166,7 @@ def test_the_lock_is_held_until_the_test_process_is_gone(
                 "--lock-dir",
                 str(tmp_path / "locks"),
                 "null",
-            ],  # fmt: skip
+            ],
             input=b"",
             capture_output=True,
             env=env(),
@@ -162,3 +181,87 @@ def test_the_lock_is_held_until_the_test_process_is_gone(
             os.kill(sleeper, signal.SIGKILL)
         adt.kill()
         adt.wait()
+
+
+# -- point 3: nothing is left behind when the inner server is killed -------------
+
+
+def _kill_the_inner_server(s: Server) -> int:
+    inner = s.inner_pid()
+    os.kill(inner, signal.SIGKILL)
+    assert process_gone(inner)
+    reply = s.cmd("capabilities")  # the proxy finds out at its next command
+    assert reply == "", reply
+    assert s.proc.wait(timeout=GONE_WITHIN + INNER_GRACE) == 16
+    return inner
+
+
+@needs_root
+def test_a_killed_podman_server_leaves_no_container(tmp_path: Path, podman_image: str) -> None:
+    inv, _, lock = one_fake_gpu(tmp_path, 5)
+    before = containers()
+    args = ["--inventory", inv, "--lock-dir", str(tmp_path / "locks"), "podman", podman_image]
+    s = Server(args, tmp_path / "stderr")
+    try:
+        opened(s)
+        assert len(containers() - before) == 1
+        _kill_the_inner_server(s)
+    finally:
+        s.close()
+    assert containers() == before  # the keeper removed the labelled container
+    assert lock_is_free(lock)
+
+
+@needs_root
+def test_a_killed_unshare_server_leaves_no_unpacked_testbed(
+    tmp_path: Path, bookworm_tarball: Path
+) -> None:
+    inv, _, lock = one_fake_gpu(tmp_path, 6)
+    args = ["--inventory", inv, "--lock-dir", str(tmp_path / "locks")]
+    args += ["unshare", "--tarball", str(bookworm_tarball)]
+    s = Server(args, tmp_path / "stderr")
+    try:
+        opened(s)
+        argv = _cmdline(s.inner_pid()).split()
+        rootfs = Path(argv[argv.index("--unpack-dir") + 1])
+        assert (rootfs / "etc" / "debian_version").exists()
+        _kill_the_inner_server(s)
+    finally:
+        s.close()
+    assert not rootfs.exists() and not rootfs.parent.exists()
+    assert lock_is_free(lock)
+
+
+# -- point 8: a testbed sees no GPU that was not allocated ------------------------
+
+
+@needs_root
+def test_unshare_528_shows_only_the_allocated_node_of_a_shared_directory(
+    tmp_path: Path, bookworm_tarball: Path
+) -> None:
+    """card1 in the same directory is unknown to the inventory: it must not come in."""
+    dri = tmp_path / "dri"
+    node = make_char_device(dri, "card0", 0, major=226)
+    make_char_device(dri, "card1", 1, major=226)
+    inv = save_inventory(tmp_path / "inv.json", fake_nvidia(node))
+    src = make_package(
+        tmp_path, {"sees": f"test -c {node}\nif test -e {dri}/card1; then exit 1; fi\n"}
+    )
+    virt = ["hwgpu", "--inventory", inv, "--lock-dir", str(tmp_path / "locks")]
+    virt += ["unshare", "--tarball", str(bookworm_tarball)]
+    run = autopkgtest(src, tmp_path / "out", virt)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.summary == {"sees": "PASS"}
+    assert "a private directory of just its allocated nodes" in run.stderr
+
+
+def test_the_probe_fails_a_namespace_that_sees_an_unallocated_gpu() -> None:
+    """Every backend that hides nodes checks it inside: the probe lists what it sees."""
+    out = (
+        "@@nproc\n2\n@@arch\namd64\n@@meminfo\n@@cpuinfo\n@@nodes\nchar /dev/dri/card0\n"
+        "@@gpunodes\n/dev/dri/card0\n/dev/dri/card1\n/dev/dri/card0\n@@pci\n@@end\n"
+    )
+    result = probe.parse(out)
+    assert result.foreign_gpu_nodes(["/dev/dri/card0"]) == ["/dev/dri/card1"]
+    assert UnshareBackend.hides_other_nodes and PodmanBackend.hides_other_nodes
+    assert not NullBackend.hides_other_nodes  # the host itself: the locks keep others off
