@@ -18,6 +18,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,8 +110,11 @@ def waiters(qdir: str, lock: str | None = None) -> list[Waiter]:
 def _stale(path: str) -> bool:
     """True (and the ticket removed) when no process holds its flock any more."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return True
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a planted FIFO or device: no ticket
+        os.close(fd)
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

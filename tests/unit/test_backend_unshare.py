@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ from autopkgtest_hw.backends.unshare import UnshareBackend, binds_files
 from .backend_helpers import UNSHARE_528, amd, make, nvidia
 
 # -- unshare --------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter's work directory (unpack dir, private node dirs) goes under tmp_path."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def test_installed_unshare_528_binds_directories_only() -> None:

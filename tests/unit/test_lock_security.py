@@ -231,3 +231,23 @@ def test_a_failed_allocation_leaves_no_lock_files(area: Path) -> None:
         assert sorted(os.listdir(locks)) == [lock_name(gpus[-1])]
     finally:
         held.release()
+
+
+def test_a_planted_fifo_ticket_does_not_block_the_queue(area: Path, user: User) -> None:
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    acquire([gpu], None, str(locks)).release()  # makes the queue directory
+    (locks / "queue").mkdir(mode=0o1777, exist_ok=True)
+    (locks / "queue").chmod(0o1777)
+    r = user.run(
+        "import os, sys; os.mkfifo(sys.argv[1]); os.mkfifo(sys.argv[2])",
+        str(locks / "queue" / "1-1.ticket"),
+        str(locks / "queue" / ".seq"),
+    )
+    assert r.returncode == 0, r.stderr
+    held = acquire([gpu], None, str(locks))
+    try:
+        with pytest.raises(AllocationError, match=r"gave up after 0\.3 s"):
+            acquire([gpu], None, str(locks), timeout=0.3)  # queues: reads the tickets
+    finally:
+        held.release()
