@@ -103,10 +103,32 @@ _DEVICE = st.dictionaries(
     st.one_of(_JSON, st.lists(_STRINGS, max_size=4)),
     max_size=6,
 )
+_HOSTILE = st.one_of(
+    _STRINGS, st.text(alphabet=st.characters(codec="utf-8", categories=["Cc", "Zl", "Zp", "Cf"]))
+)
+#: Devices of the right shape whose strings are hostile: the rendering must escape them.
+_TYPED_DEVICE = st.fixed_dictionaries(
+    {"classes": st.lists(st.sampled_from(["gpu", "cuda", "rocm", "opencl", "x\n"]), max_size=3)},
+    optional={
+        "model": _HOSTILE,
+        "vendor": _HOSTILE,
+        "pci_address": _HOSTILE,
+        "uuid": _HOSTILE,
+        "device_nodes": st.lists(_HOSTILE, max_size=3),
+        "memory": st.integers(min_value=0, max_value=2**62),
+        "index": st.integers(min_value=0, max_value=64),
+        "mig_mode": st.booleans(),
+        "compute_capability": _HOSTILE,
+        "opencl_platform": _HOSTILE,
+        "opencl_type": st.sampled_from(["gpu", "cpu", "\x1b[2J"]),
+    },
+)
 _INVENTORY = st.fixed_dictionaries(
     {"version": st.one_of(st.just(1), _SCALARS)},
     optional={
-        "devices": st.one_of(st.lists(_DEVICE, max_size=4), _JSON),
+        "devices": st.one_of(
+            st.lists(_TYPED_DEVICE, max_size=4), st.lists(_DEVICE, max_size=4), _JSON
+        ),
         "cpu": st.one_of(
             st.dictionaries(st.sampled_from(["arch", "model", "cores", "memory", "flags"]), _JSON),
             _JSON,
@@ -124,8 +146,16 @@ def _loaded(text: str) -> Inventory | None:
         return None
 
 
+#: Well-formed inventories of hostile devices (most inputs above are rightly refused).
+_GOOD_INVENTORY = st.fixed_dictionaries(
+    {"version": st.just(1), "devices": st.lists(_TYPED_DEVICE, min_size=1, max_size=4)}
+)
+
+
 @fuzz_settings
-@given(st.one_of(_INVENTORY.map(lambda d: json.dumps(d)), st.text(max_size=200)))
+@given(
+    st.one_of(_GOOD_INVENTORY.map(json.dumps), _INVENTORY.map(json.dumps), st.text(max_size=200))
+)
 def test_fuzz_inventory_loader(text: str) -> None:
     inv = _loaded(text)
     if inv is None:
