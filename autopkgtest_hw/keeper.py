@@ -5,10 +5,10 @@ closes.  The virt server therefore hands its lock descriptors to:
 
 * the inner server (inherited), which holds them while it runs;
 * every command autopkgtest runs in the testbed: the reply to
-  ``print-execute-command`` is prefixed with ``python3 -m
-  autopkgtest_hw.keeper --run SOCKET --``, which receives the descriptors
-  from the keeper over a Unix socket (``SCM_RIGHTS``: the very same open file
-  descriptions, so the very same locks) and execs the real command with them
+  ``print-execute-command`` is prefixed with ``python3 -S -c PREFIX_SCRIPT
+  SOCKET``, which receives the descriptors from the keeper over a Unix
+  socket (``SCM_RIGHTS``: the very same open file descriptions, so the very
+  same locks) and execs the real command with them
   inheritable.  A test process, and any daemon it leaves behind, holds the
   device as long as it lives, even when the virt server was killed.  A
   command whose keeper is gone is not run at all (exit 255): its device is no
@@ -42,7 +42,6 @@ Leftovers = dict[str, Any]
 
 #: How long the keeper waits for the inner server to clean up after the virt server died.
 INNER_GRACE = 120.0
-_EXIT_NO_LOCK = 255
 
 
 class Keeper:
@@ -88,7 +87,7 @@ class Keeper:
 
     def prefix(self) -> list[str]:
         """What goes before every command autopkgtest runs in the testbed."""
-        return [sys.executable, "-m", "autopkgtest_hw.keeper", "--run", self.socket, "--"]
+        return [sys.executable, "-S", "-c", PREFIX_SCRIPT, self.socket]
 
     def inner_started(self, pid: int) -> None:
         with contextlib.suppress(OSError):
@@ -242,40 +241,37 @@ def cleanup(leftovers: Leftovers) -> list[str]:
 
 # -- the command prefix ---------------------------------------------------------
 
-
-def _run(path: str, argv: list[str]) -> int:
-    """Receive the lock descriptors, then become ``argv`` holding them."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.connect(path)
-            _msg, fds, _flags, _addr = socket.recv_fds(conn, 16, 64)
-    except OSError as exc:
-        print(
-            f"autopkgtest-virt-hwgpu: the device locks are gone ({exc.strerror}): the virt"
-            " server ended; not running this command",
-            file=sys.stderr,
-        )
-        return _EXIT_NO_LOCK
-    if not fds:
-        print("autopkgtest-virt-hwgpu: no device locks were handed over", file=sys.stderr)
-        return _EXIT_NO_LOCK
-    for fd in fds:
-        os.set_inheritable(fd, True)
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        print(f"autopkgtest-virt-hwgpu: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr)
-        return 127
-    return 0  # not reached
+#: Run by ``python3 -S -c`` before each testbed command (no site, no package import:
+#: it costs a few milliseconds): receive the lock descriptors, then become the command.
+PREFIX_SCRIPT = """\
+import os, socket, sys
+try:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(sys.argv[1])
+        fds = socket.recv_fds(c, 16, 64)[1]
+except OSError as e:
+    fds, why = [], e.strerror
+else:
+    why = "none were handed over"
+if not fds:
+    sys.stderr.write("autopkgtest-virt-hwgpu: the device locks are gone (%s): the virt"
+                     " server ended; not running this command\\n" % why)
+    os._exit(255)
+for fd in fds:
+    os.set_inheritable(fd, True)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as e:
+    sys.stderr.write("autopkgtest-virt-hwgpu: cannot run %s: %s\\n" % (sys.argv[2], e.strerror))
+    os._exit(127)
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) >= 3 and args[0] == "--run" and args[2] == "--" and len(args) > 3:
-        return _run(args[1], args[3:])
     if len(args) == 3 and args[0] == "--keep":
         return _keep(int(args[1]), json.loads(args[2]))
-    print("usage: python3 -m autopkgtest_hw.keeper --run SOCKET -- COMMAND...", file=sys.stderr)
+    print("usage: python3 -m autopkgtest_hw.keeper --keep PIPE-FD SPEC", file=sys.stderr)
     return 2
 
 
