@@ -66,7 +66,9 @@ class HardwareHooks:
         words = reply.split()
         if len(words) < 2:
             return reply
-        prefix = ",".join(quote(w, safe="/:=@+-_.") for w in self.command_prefix)
+        # Quoted twice, as VirtSubproc does: autopkgtest unquotes the reply word, splits
+        # it at commas, then unquotes each piece (a comma in a piece must survive that).
+        prefix = ",".join(quote(quote(w, safe="/"), safe="/") for w in self.command_prefix)
         return " ".join([words[0], f"{prefix},{words[1]}", *words[2:]])
 
     def _verify(self, command: str) -> str | None:
