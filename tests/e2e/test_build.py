@@ -22,7 +22,7 @@ import pytest
 from autopkgtest_hw.allocate import lock_name
 from autopkgtest_hw.inventory import Device
 
-from .vs_support import (
+from .fixtures import (
     HAVE_AUTOPKGTEST,
     IS_ROOT,
     ROOT,

@@ -23,7 +23,7 @@ import pytest
 from autopkgtest_hw import holders
 from autopkgtest_hw.allocate import lock_name
 
-from .vs_support import (
+from .fixtures import (
     GONE_WITHIN,
     HAVE_AUTOPKGTEST,
     IS_ROOT,
