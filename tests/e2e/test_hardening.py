@@ -265,3 +265,27 @@ def test_the_probe_fails_a_namespace_that_sees_an_unallocated_gpu() -> None:
     assert result.foreign_gpu_nodes(["/dev/dri/card0"]) == ["/dev/dri/card1"]
     assert UnshareBackend.hides_other_nodes and PodmanBackend.hides_other_nodes
     assert not NullBackend.hides_other_nodes  # the host itself: the locks keep others off
+
+
+@needs_root
+def test_a_container_that_sees_an_unallocated_gpu_fails_to_open(
+    tmp_path: Path, podman_image: str
+) -> None:
+    """A second GPU node slipped in by the caller's own podman options is caught inside."""
+    inv, node, lock = one_fake_gpu(tmp_path, 8)
+    stray = make_char_device(Path(node).parent, "nvidia9", 9)
+    before = containers()
+    args = ["--inventory", inv, "--lock-dir", str(tmp_path / "locks")]
+    args += ["podman", podman_image, f"--device={stray}"]
+    s = Server(args, tmp_path / "stderr")
+    try:
+        assert s.line() == "ok"
+        reply = s.cmd("open")
+        assert reply.split()[0] == "hw-passthrough-failed", reply
+        assert f"the testbed sees GPU nodes that were not allocated: {stray}" in s.stderr
+        s.cmd("quit")
+        s.proc.wait(timeout=GONE_WITHIN)
+    finally:
+        s.close()
+    assert containers() == before
+    assert lock_is_free(lock)
