@@ -334,7 +334,7 @@ def _break_squat(ldir: LockDir, name: str, fd: int, device: Device) -> bool:
             uids.add(os.stat(f"/proc/{pid}").st_uid)
         except OSError:
             continue
-    if not squatted(ldir.fd, name, fd, uids, device.device_nodes):
+    if not squatted(fd, uids, device.device_nodes):
         return False
     try:
         os.unlink(name, dir_fd=ldir.fd)

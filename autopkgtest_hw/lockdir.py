@@ -303,7 +303,7 @@ def may_use(uid: int, nodes: Sequence[str]) -> bool:
     return found
 
 
-def squatted(dir_fd: int, name: str, fd: int, holder_uids: set[int], nodes: Sequence[str]) -> bool:
+def squatted(fd: int, holder_uids: set[int], nodes: Sequence[str]) -> bool:
     """As root: the lock file ``fd`` was made, and is held, only by users barred from the device.
 
     Such a lock guards nothing (its holders cannot open the device) and only
