@@ -5,7 +5,7 @@ closes.  The virt server therefore hands its lock descriptors to:
 
 * the inner server (inherited), which holds them while it runs;
 * every command autopkgtest runs in the testbed: the reply to
-  ``print-execute-command`` is prefixed with ``python3 -S -c PREFIX_SCRIPT
+  ``print-execute-command`` is prefixed with ``python3 -S holdlocks.py
   SOCKET``, which receives the descriptors from the keeper over a Unix
   socket (``SCM_RIGHTS``: the very same open file descriptions, so the very
   same locks) and execs the real command with them
@@ -36,6 +36,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from . import holdlocks
 
 #: What the keeper does after the virt server is gone (see ``Leftovers``).
 Leftovers = dict[str, Any]
@@ -87,7 +89,7 @@ class Keeper:
 
     def prefix(self) -> list[str]:
         """What goes before every command autopkgtest runs in the testbed."""
-        return [sys.executable, "-S", "-c", PREFIX_SCRIPT, self.socket]
+        return [sys.executable, "-S", holdlocks.__file__, self.socket]
 
     def inner_started(self, pid: int) -> None:
         with contextlib.suppress(OSError):
@@ -240,31 +242,6 @@ def cleanup(leftovers: Leftovers) -> list[str]:
 
 
 # -- the command prefix ---------------------------------------------------------
-
-#: Run by ``python3 -S -c`` before each testbed command (no site, no package import:
-#: it costs a few milliseconds): receive the lock descriptors, then become the command.
-PREFIX_SCRIPT = """\
-import os, socket, sys
-try:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
-        c.connect(sys.argv[1])
-        fds = socket.recv_fds(c, 16, 64)[1]
-except OSError as e:
-    fds, why = [], e.strerror
-else:
-    why = "none were handed over"
-if not fds:
-    sys.stderr.write("autopkgtest-virt-hwgpu: the device locks are gone (%s): the virt"
-                     " server ended; not running this command\\n" % why)
-    os._exit(255)
-for fd in fds:
-    os.set_inheritable(fd, True)
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as e:
-    sys.stderr.write("autopkgtest-virt-hwgpu: cannot run %s: %s\\n" % (sys.argv[2], e.strerror))
-    os._exit(127)
-"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

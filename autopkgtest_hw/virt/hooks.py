@@ -77,7 +77,7 @@ class HardwareHooks:
         words = auxverb_reply.split()
         if words[:1] != ["ok"] or len(words) < 2:
             return self._fail(command, [f"print-execute-command replied {auxverb_reply!r}"], [])
-        auxverb = [unquote(w) for w in words[1].split(",")]
+        auxverb = [unquote(w) for w in unquote(words[1]).split(",")]  # as autopkgtest
         try:
             result = probe.run(auxverb, self.passthrough.nodes)
         except probe.ProbeError as exc:
