@@ -35,6 +35,7 @@ from .errors import HwError
 from .inventory import Inventory, InventoryError
 from .matcher import match
 from .spec import NEEDS_HW_PREFIX, SpecError, parse
+from .text import escape
 
 #: Selects the autopkgtest program to run (e.g. an unpacked newer version).
 ENV_AUTOPKGTEST = "AUTOPKGTEST_HW_AUTOPKGTEST"
@@ -181,8 +182,10 @@ def _wrap(
         if tokens:
             reason, satisfied = hardware_verdict(tokens, caps)
             if reason is not None:
-                raise unsupported(self.name, reason)
-            for message in satisfied:
+                # The reason lands in out/summary after the test's name: one line, no
+                # raw character from the testbed's devices or the control file.
+                raise unsupported(self.name, escape(reason))
+            for message in (escape(m) for m in satisfied):
                 if (self.name, message) not in told:
                     told.add((self.name, message))
                     log_info(f"test {self.name}: {message}")

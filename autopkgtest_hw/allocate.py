@@ -21,13 +21,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from . import bounds, log, matcher, spec, tickets
 from . import holders as holder_records
-from . import matcher, spec, tickets
 from .errors import HwError
 from .hardware import normalise_address
 from .holders import Holder
 from .inventory import Device, Inventory
+from .lockdir import LockDir, LockDirError, device_access, squatted
 from .render import describe_device
+from .text import safe
 
 DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
 POLL_INTERVAL = 0.2
@@ -63,7 +65,9 @@ def select(inventory: Inventory, selectors: Sequence[str]) -> list[Device]:
 
 def _select_one(inventory: Inventory, devices: list[Device], sel: str) -> list[int]:
     low = sel.lower()
-    if sel.isdigit():
+    if sel.isascii() and sel.isdigit():  # "²" is a digit to str.isdigit, not to int()
+        if len(sel) > 6:
+            return []  # no inventory has a million devices
         n = int(sel)
         by_index = [i for i, d in enumerate(devices) if d.index == n]
         if by_index:
@@ -125,8 +129,28 @@ class Allocation:
 
 
 def holders(path: str) -> list[str]:
-    """The live processes a lock file names, described for a person."""
-    return [h.describe() for h in holder_records.live_holders(path)]
+    """Who holds a lock file, described for a person: the kernel's word over the file's.
+
+    A record counts only if the kernel's lock table confirms that its pid
+    holds the lock (anybody who may write the file could write a line); a
+    holder without a confirmed record is named by its pid and real owner.
+    """
+    pids = holder_records.flock_pids(path)
+    records = holder_records.live_holders(path)
+    if pids is None:
+        return [h.describe() for h in records]
+    confirmed = [h for h in records if h.pid in pids and h.verified]
+    out = [h.describe() for h in confirmed]
+    named = {h.pid for h in confirmed}
+    for pid in sorted(pids - named):
+        owner = holder_records.process_owner(pid)
+        if owner is None and not holder_records.alive(pid):
+            # The kernel names the process that took the lock; the descriptor lives on
+            # in the processes of its testbed (or its keeper) until they are gone.
+            out.append(f"pid {pid} (exited; its testbed's processes still hold the lock)")
+        else:
+            out.append(f"pid {pid}" + (f" of user {safe(owner)}" if owner else ""))
+    return out
 
 
 def acquire(
@@ -153,16 +177,45 @@ def acquire(
             f"--count {want}: only {len(lockable)} device(s) with device nodes or a PCI"
             " address to choose from"
         )
-    if want:
-        _make_lock_dir(lock_dir)
+    if want > bounds.MAX_LOCKS:
+        raise AllocationError(
+            f"{want} devices to lock: at most {bounds.MAX_LOCKS} may be locked at once"
+            " (select fewer with --gpu or --count)"
+        )
     record = holder if holder is not None else holder_records.for_this_process()
+    if not want:
+        return Allocation(devices=[d for d in candidates if not needs_lock(d)])
+    try:
+        ldir = LockDir(lock_dir)
+    except LockDirError as exc:
+        raise AllocationError(str(exc)) from None
+    try:
+        return _acquire(ldir, candidates, lockable, want, shared, timeout, on_wait, record)
+    finally:
+        ldir.close()
+
+
+def _acquire(
+    ldir: LockDir,
+    candidates: Sequence[Device],
+    lockable: list[Device],
+    want: int,
+    shared: bool,
+    timeout: float,
+    on_wait: Callable[[str], None] | None,
+    record: Holder,
+) -> Allocation:
+    lock_dir = ldir.path
     deadline = time.monotonic() + timeout
     told = False
     ticket: tickets.Ticket | None = None
     qdir = os.path.join(lock_dir, tickets.QUEUE)
+    created: set[str] = set()  # lock files this call made: removed again if it fails
+    held: dict[int, int] = {}  # position in lockable -> fd
+    done = False
     try:
         while True:
-            held: dict[int, int] = {}  # position in lockable -> fd
+            held = {}
             for i, d in enumerate(lockable):
                 if len(held) >= want:
                     break
@@ -171,13 +224,14 @@ def acquire(
                     continue  # somebody asked before us
                 if ticket is None and tickets.waiters(qdir, name):
                     continue  # others are queued for it: get in line
-                fd = _try_lock(os.path.join(lock_dir, name), shared)
+                fd = _try_lock(ldir, d, shared, created)
                 if fd is not None:
                     held[i] = fd
             if len(held) >= want:
                 break
             for fd in held.values():  # all or nothing: no holding while waiting
                 os.close(fd)
+            held = {}
             busy = list(lockable)
             mine = ticket.number if ticket is not None else None
             if time.monotonic() >= deadline:
@@ -188,21 +242,48 @@ def acquire(
                 on_wait(_busy_message(busy, lock_dir, None, ticket.number))
                 told = True
             time.sleep(POLL_INTERVAL)
+        done = True
     finally:
         if ticket is not None:
             ticket.leave()
+        if not done:
+            for fd in held.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            _remove_created(ldir, created)
     record = holder_records.restamp(record)
     chosen = {id(lockable[i]) for i in held}
     alloc = Allocation(devices=[d for d in candidates if id(d) in chosen or not needs_lock(d)])
     for i in sorted(held):
+        if not shared:
+            ldir.take_over(held[i], device_access(lockable[i].device_nodes))
         _write_holder(held[i], shared, record)
         alloc.fds.append(held[i])
     return alloc
 
 
+def _remove_created(ldir: LockDir, created: set[str]) -> None:
+    """Remove the lock files a failed call made, where nobody holds them (no litter)."""
+    for name in created:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=ldir.fd)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if ldir.same_file(name, fd):
+                os.unlink(name, dir_fd=ldir.fd)
+        except OSError:
+            pass  # somebody holds it now: it is theirs
+        finally:
+            os.close(fd)
+
+
 def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Ticket:
     try:
         return tickets.Ticket(lock_dir, wants, record)
+    except LockDirError as exc:
+        raise AllocationError(str(exc)) from None
     except OSError as exc:
         raise AllocationError(
             f"cannot queue in {lock_dir}/{tickets.QUEUE}: {exc.strerror}"
@@ -210,33 +291,68 @@ def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Tic
         ) from None
 
 
-def _make_lock_dir(lock_dir: str) -> None:
-    try:
-        os.makedirs(lock_dir, exist_ok=True)
-        if os.stat(lock_dir).st_uid == os.geteuid():
-            os.chmod(lock_dir, 0o1777)  # like /tmp: every user's runs share the locks
-    except OSError as exc:
-        raise AllocationError(
-            f"cannot create the lock directory {lock_dir}: {exc.strerror}"
-            " (choose another one with --lock-dir)"
-        ) from None
-
-
-def _try_lock(path: str, shared: bool) -> int | None:
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        raise AllocationError(
-            f"cannot open the lock file {path}: {exc.strerror} (choose another --lock-dir)"
-        ) from None
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+def _try_lock(ldir: LockDir, device: Device, shared: bool, created: set[str]) -> int | None:
+    """The locked descriptor of the device's lock file, or None if somebody else holds it."""
+    name = lock_name(device)
+    access = device_access(device.device_nodes)
+    path = os.path.join(ldir.path, name)
+    for _ in range(10):
+        existed = _exists(ldir, name)
+        try:
+            fd = ldir.open_file(name, access)
+        except LockDirError as exc:
+            raise AllocationError(str(exc)) from None
+        except OSError as exc:
+            raise AllocationError(
+                f"cannot open the lock file {path}: {exc.strerror} (choose another --lock-dir)"
+            ) from None
+        if not existed:
+            created.add(name)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                os.close(fd)
+                raise AllocationError(f"cannot lock {path}: {exc.strerror}") from None
+            if _break_squat(ldir, name, fd, device):
+                os.close(fd)
+                continue
+            os.close(fd)
             return None
-        raise AllocationError(f"cannot lock {path}: {exc.strerror}") from None
-    return fd
+        if ldir.same_file(name, fd):
+            return fd
+        os.close(fd)  # removed or replaced between open and flock: lock the new one
+    raise AllocationError(f"cannot lock {path}: it keeps being replaced")
+
+
+def _break_squat(ldir: LockDir, name: str, fd: int, device: Device) -> bool:
+    """As root: remove a lock file that only users barred from the device made and hold."""
+    pids = holder_records.flock_pids(os.path.join(ldir.path, name)) or set()
+    uids = set()
+    for pid in pids:
+        try:
+            uids.add(os.stat(f"/proc/{pid}").st_uid)
+        except OSError:
+            continue
+    if not squatted(fd, uids, device.device_nodes):
+        return False
+    try:
+        os.unlink(name, dir_fd=ldir.fd)
+    except OSError:
+        return False
+    log.warning(
+        f"removed the lock file {name}: it was made and held only by users who may not open"
+        f" the device (uids {', '.join(map(str, sorted(uids)))}), so it guarded nothing"
+    )
+    return True
+
+
+def _exists(ldir: LockDir, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=ldir.fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _write_holder(fd: int, shared: bool, holder: Holder) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from debian import deb822
 
+from . import bounds
 from .errors import HwError
 from .spec import NEEDS_HW_PREFIX
 
@@ -63,6 +64,8 @@ DEFAULT_HWSPEC = "cpu"
 
 # The key part of deb822's own field regex (python-debian's Deb822._key_part).
 _FIELD_RE = re.compile(r"^(?P<key>[^: \t\n\r\f\v]+)\s*:")
+#: python-debian's OpenPGP armour line (Deb822._gpgre), which changes how it splits stanzas.
+_GPG_RE = re.compile(r"^-----(BEGIN|END) PGP [^-]+-----[\r\t ]*$")
 _TOKEN_RE = re.compile(r"[^,\s]+")
 _ITEM_RE = re.compile(r"[^,]+")
 
@@ -204,11 +207,22 @@ class SourceControl:
 
 
 def _read_lines(path: str) -> list[str]:
+    """The file's lines as autopkgtest's ``for line in open(path, encoding='UTF-8')`` has them.
+
+    Text-mode iteration breaks lines at ``\\n``, ``\\r\\n`` and ``\\r`` only (all
+    three become ``\\n``); U+2028, U+0085 and form feed stay inside the line,
+    where python-debian sees them too.
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = bounds.read_file(path, bounds.MAX_CONTROL_BYTES)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise ControlReadError(
+                path, None, "a symbolic link to nothing (autopkgtest would see no tests at all)"
+            ) from None
         raise ControlReadError(path, None, "no such file") from None
+    except bounds.InputTooLarge as exc:
+        raise ControlReadError(path, None, f"too large for a control file: {exc}") from None
     except OSError as exc:
         raise ControlReadError(path, None, f"cannot read: {exc.strerror}") from None
     try:
@@ -216,7 +230,11 @@ def _read_lines(path: str) -> list[str]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ControlError(path, line, "not valid UTF-8 (autopkgtest reads UTF-8)") from None
-    return text.splitlines(keepends=True)
+    pieces = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = [piece + "\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return lines
 
 
 def _filter_comments(lines: list[str]) -> list[tuple[int, str]]:
@@ -233,11 +251,17 @@ def _filter_comments(lines: list[str]) -> list[tuple[int, str]]:
     return kept
 
 
+def _is_blank(line: str) -> bool:
+    """python-debian's paragraph separator: empty or ASCII whitespace only, in bytes."""
+    raw = line.encode("utf-8", "surrogateescape").strip(b"\r\n")
+    return not raw or raw.isspace()
+
+
 def _split_paragraphs(lines: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
-    """Blank or whitespace-only lines end a paragraph (python-debian's rule)."""
+    """Blank lines end a paragraph (python-debian's rule, on the line's bytes)."""
     current: list[tuple[int, str]] = []
     for number, line in lines:
-        if not line.strip("\r\n") or line.isspace():
+        if _is_blank(line):
             if current:
                 yield current
                 current = []
@@ -268,12 +292,26 @@ def read_paragraphs(path: str) -> Deb822File:
         # Where each field's value lies, by the same rules as deb822's parser.
         spans: dict[str, tuple[str, int, list[tuple[int, int, str]]]] = {}
         current: str | None = None
+        names: dict[str, int] = {}  # autopkgtest's name of each field -> its line
         for number, line in block:
             text = line.rstrip("\r\n")
+            if _GPG_RE.match(text):
+                raise ControlError(
+                    path, number, "an OpenPGP armour line; a control file is not signed"
+                )
             m = _FIELD_RE.match(text)
             if m:
                 current = m.group("key")
                 start = m.end()
+                seen = names.setdefault(string.capwords(current), number)
+                if seen != number:  # the same name to autopkgtest (it capwords them)
+                    first = seen
+                    raise ControlError(
+                        path,
+                        number,
+                        f"field {current} is given twice in this stanza (first on line {first});"
+                        " autopkgtest would read only this one and ignore the other",
+                    )
                 spans[current.lower()] = (current, number, [(number, start + 1, text[start:])])
             elif text[:1].isspace() and current is not None:
                 spans[current.lower()][2].append((number, 1, text))
@@ -394,9 +432,10 @@ def read_source_package(srcdir: str) -> SourcePackage:
     if not os.path.isdir(srcdir):
         raise ControlReadError(srcdir, None, "not a directory")
     control_path = os.path.normpath(os.path.join(srcdir, "debian", "control"))
-    if not os.path.exists(control_path):
+    if not os.path.lexists(control_path):
         raise ControlReadError(srcdir, None, "not a source package: no debian/control")
     control = read_source_control(control_path)
     tests_path = os.path.normpath(os.path.join(srcdir, "debian", "tests", "control"))
-    tests = read_tests_control(tests_path) if os.path.exists(tests_path) else None
+    # lexists: a dangling symlink is an error here, not "no tests" (autopkgtest's reading)
+    tests = read_tests_control(tests_path) if os.path.lexists(tests_path) else None
     return SourcePackage(srcdir, control, tests)

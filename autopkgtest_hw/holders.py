@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import shlex
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -190,17 +191,35 @@ def _time(value: str | None) -> int | None:
 
 def read_records(path: str) -> list[Holder]:
     """The records of a lock or ticket file (at most MAX_LINES lines are read)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [f.readline(MAX_LINE) for _ in range(MAX_LINES)]
-    except OSError:
-        return []
+    lines = read_lines(path, MAX_LINES)
     out = []
     for line in lines:
         h = parse_record(line)
         if h is not None:
             out.append(h)
     return out
+
+
+def read_lines(path: str, count: int) -> list[str]:
+    """Up to ``count`` lines of a regular file (each cut at MAX_LINE), never through a symlink.
+
+    Lock and ticket files may have been planted by anybody: a FIFO would
+    block, /dev/zero would never end a line.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        data = os.read(fd, count * MAX_LINE)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", "replace")
+    return [line[:MAX_LINE] for line in text.splitlines(keepends=True)[:count]]
 
 
 def alive(pid: int) -> bool:

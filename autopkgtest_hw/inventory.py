@@ -14,12 +14,16 @@ An :class:`Inventory` is plain frozen data.  It has two encodings:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import types
+import typing
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
+from . import bounds
 from . import classes as hw_classes
 from .errors import HwError
 
@@ -146,19 +150,20 @@ class Inventory:
         if not isinstance(data, dict):
             raise InventoryError("an inventory is a JSON object")
         version = data.get("version")
-        if version != SCHEMA_VERSION:
+        if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python
             raise InventoryError(
-                f"inventory version {version!r} is not supported"
+                f"inventory version {_show(version)} is not supported"
                 f" (this version reads {SCHEMA_VERSION})"
             )
-        try:
-            return cls(
-                cpu=Cpu.from_dict(data.get("cpu") or {}),
-                devices=tuple(Device.from_dict(d) for d in data.get("devices") or ()),
-                detectors=tuple(DetectorReport.from_dict(r) for r in data.get("detectors") or ()),
-            )
-        except (TypeError, AttributeError) as exc:
-            raise InventoryError(f"malformed inventory: {exc}") from None
+        devices = _list_of(data, "devices")
+        if len(devices) > bounds.MAX_DEVICES:
+            raise InventoryError(f"{len(devices)} devices: at most {bounds.MAX_DEVICES} are read")
+        cpu = data.get("cpu") or {}
+        return cls(
+            cpu=Cpu.from_dict(cpu),
+            devices=tuple(Device.from_dict(d) for d in devices),
+            detectors=tuple(DetectorReport.from_dict(r) for r in _list_of(data, "detectors")),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Inventory:
@@ -166,15 +171,24 @@ class Inventory:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InventoryError(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise InventoryError("not an inventory: JSON nested too deeply") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str) -> Inventory:
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            raw = bounds.read_file(path, bounds.MAX_INVENTORY_BYTES)
         except OSError as exc:
             raise InventoryError(f"cannot read inventory {path}: {exc.strerror}") from None
+        except bounds.InputTooLarge as exc:
+            raise InventoryError(f"{path}: too large for an inventory: {exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InventoryError(
+                f"{path}: not valid UTF-8 (byte {exc.start}); an inventory is UTF-8 JSON"
+            ) from None
         try:
             return cls.from_json(text)
         except InventoryError as exc:
@@ -215,6 +229,8 @@ def _unquote_json(word: str) -> dict[str, Any]:
         data = json.loads(urllib.parse.unquote(word))
     except json.JSONDecodeError as exc:
         raise InventoryError(f"malformed hardware capability: {exc}") from None
+    except RecursionError:
+        raise InventoryError("malformed hardware capability: nested too deeply") from None
     if not isinstance(data, dict):
         raise InventoryError("malformed hardware capability: not a JSON object")
     return data
@@ -234,15 +250,96 @@ def _set_fields(obj: Any) -> dict[str, Any]:
 T = TypeVar("T")
 
 
-def _from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+def _from_dict(cls: type[T], data: Any) -> T:
+    """``cls`` from a JSON object, every known field checked against its type and bounds."""
     if not isinstance(data, Mapping):
-        raise InventoryError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        raise InventoryError(f"{cls.__name__}: expected an object, got {_kind(data)}")
+    hints = _hints(cls)  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in known:
+        if key not in hints:
             continue  # a newer version's field: ignore, stay readable
-        if isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
+        kwargs[key] = _checked(cls.__name__, key, hints[key], value)
+    try:
+        return cls(**kwargs)
+    except TypeError:  # a required field is missing
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs]  # type: ignore[arg-type]
+        raise InventoryError(f"{cls.__name__}: missing {', '.join(missing)}") from None
+
+
+@functools.cache
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """The field types of a record class (only its dataclass fields)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in typing.get_type_hints(cls).items() if k in fields}
+
+
+def _checked(owner: str, key: str, hint: Any, value: Any) -> Any:
+    """``value`` if it has the field's type (lists become tuples); else InventoryError."""
+    optional = isinstance(hint, types.UnionType)
+    if value is None and optional:
+        return None
+    target = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if typing.get_origin(target) is tuple:
+        if not isinstance(value, list) or len(value) > bounds.MAX_LIST:
+            raise InventoryError(
+                f"{owner}.{key}: expected a list of at most {bounds.MAX_LIST} strings,"
+                f" got {_kind(value)}"
+            )
+        return tuple(_string(owner, key, v) for v in value)
+    if target is str:
+        return _string(owner, key, value)
+    if target is bool:
+        if type(value) is not bool:
+            raise InventoryError(f"{owner}.{key}: expected true or false, got {_kind(value)}")
+        return value
+    if target is int:
+        if type(value) is not int or not 0 <= value < 2**63:
+            raise InventoryError(
+                f"{owner}.{key}: expected a whole number from 0 to 2^63, got {_kind(value)}"
+            )
+        return value
+    raise InventoryError(f"{owner}.{key}: unexpected field type")  # pragma: no cover
+
+
+def _string(owner: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InventoryError(f"{owner}.{key}: expected a string, got {_kind(value)}")
+    if len(value) > bounds.MAX_STRING:
+        raise InventoryError(
+            f"{owner}.{key}: a string of {len(value)} characters (at most {bounds.MAX_STRING})"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InventoryError(
+            f"{owner}.{key}: holds a lone surrogate (\\u{ord(value[_surrogate(value)]):04x}),"
+            " which is not text"
+        ) from None
+    return value
+
+
+def _surrogate(value: str) -> int:
+    return next(i for i, ch in enumerate(value) if 0xD800 <= ord(ch) <= 0xDFFF)
+
+
+def _list_of(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InventoryError(f"inventory.{key}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for an error message (never the value itself: it may be huge)."""
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names |= {list: "a list", dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    if type(value) is int and abs(value) < 10**9:
+        return str(value)
+    return _kind(value) if value is not None else "(missing)"

@@ -14,6 +14,8 @@ import contextlib
 import logging
 import sys
 
+from .text import escape
+
 LOGGER = logging.getLogger("autopkgtest_hw")
 _LEVEL_WORDS = {logging.DEBUG: "debug", logging.WARNING: "warning", logging.ERROR: "error"}
 
@@ -25,7 +27,10 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         word = _LEVEL_WORDS.get(record.levelno)
-        return f"{self.prog}: " + (f"{word}: " if word else "") + record.getMessage()
+        # The net under every message: a string from a file or a device that
+        # slipped in raw cannot forge a line or drive the terminal.
+        message = escape(record.getMessage(), keep_newlines=True)
+        return f"{self.prog}: " + (f"{word}: " if word else "") + message
 
 
 class _StderrHandler(logging.Handler):

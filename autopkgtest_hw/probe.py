@@ -21,9 +21,9 @@ NOT_CHAR = "not-char"
 MISSING = "missing"
 
 #: Sections: the CPU of the testbed, then one line per node asked for (``$@``),
-#: then the PCI functions the testbed sees (a VM's guest addresses and drivers).
-#: Shell built-ins only where a loop runs (``read``, ``cd -P``, ``${x##*/}``):
-#: a fork per PCI function cost tens of milliseconds on a busy host.
+#: then every GPU node it sees, then the PCI functions the testbed sees (a VM's
+#: guest addresses and drivers). Shell built-ins only where a loop runs (``read``,
+#: ``cd -P``, ``${x##*/}``): a fork per PCI function cost tens of milliseconds on a busy host.
 SCRIPT = r"""
 echo '@@nproc'
 nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || true
@@ -43,6 +43,12 @@ for n in "$@"; do
   if [ -c "$n" ]; then echo "char $n"
   elif [ -e "$n" ]; then echo "not-char $n"
   else echo "missing $n"; fi
+done
+echo '@@gpunodes'
+for d in /dev /dev/dri /dev/accel $(for n in "$@"; do dirname "$n"; done); do
+  for f in "$d"/nvidia[0-9]* "$d"/card[0-9]* "$d"/renderD[0-9]* "$d"/accel[0-9]*; do
+    [ -c "$f" ] && echo "$f"
+  done
 done
 echo '@@pci'
 for d in /sys/bus/pci/devices/*; do
@@ -77,6 +83,14 @@ class ProbeResult:
     cpu: Cpu
     nodes: dict[str, str] = field(default_factory=dict)  # node -> PRESENT/NOT_CHAR/MISSING
     pci: tuple[PciFunction, ...] = ()
+    #: Every GPU node the testbed sees (nvidiaN, cardN, renderDN, accelN in /dev, /dev/dri,
+    #: /dev/accel and the directories of the nodes asked for).
+    gpu_nodes: tuple[str, ...] = ()
+
+    def foreign_gpu_nodes(self, allocated: Sequence[str]) -> list[str]:
+        """GPU nodes the testbed sees that are not among the ``allocated`` ones."""
+        mine = set(allocated)
+        return [n for n in self.gpu_nodes if n not in mine]
 
     def missing(self, nodes: Sequence[str]) -> list[str]:
         """The nodes that are not character devices in the testbed, with why."""
@@ -151,7 +165,8 @@ def parse(text: str) -> ProbeResult:
             address, vendor, device, driver = parts
             pci_id = f"{_hex4(vendor)}:{_hex4(device)}"
             pci.append(PciFunction(address, pci_id, None if driver == "-" else driver))
-    return ProbeResult(cpu=cpu, nodes=nodes, pci=tuple(pci))
+    gpu_nodes = tuple(dict.fromkeys(n for n in sections.get("gpunodes", []) if n))
+    return ProbeResult(cpu=cpu, nodes=nodes, pci=tuple(pci), gpu_nodes=gpu_nodes)
 
 
 def _first_int(lines: list[str]) -> int | None:

@@ -4,7 +4,9 @@
 block per device (a header line like ``nvidia-smi -L``, then its facts), the
 classes the machine satisfies, and what each detector did.
 ``describe_device`` is the one-line form of a device everywhere else (logs,
-error messages, verdicts), at the level of detail its reader needs.
+error messages, verdicts), at the level of detail its reader needs.  Every
+form is escaped (``text.escape``): what a device or a file calls itself never
+reaches a terminal or a log raw.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Literal
 from .hardware import DISPLAY_ONLY_DRIVERS
 from .inventory import Cpu, DetectorReport, Device, Inventory
 from .sizes import format_size
+from .text import escape
 
 _INDENT = "    "
 #: OpenCL extensions worth naming in the summary (the spec's feature words).
@@ -40,12 +43,12 @@ def describe_device(
     if detail == "short":
         index = d.index if d.index is not None else position
         where = d.pci_address or d.opencl_platform or "no PCI address"
-        return f"#{index} {d.label} ({where})"
+        return escape(f"#{index} {d.label} ({where})")
     if detail == "line":
-        return _device_line(position, d)
+        return escape(_device_line(position, d))
     if detail == "asked":
-        return named(d.label, facts)
-    return _device_record(d)
+        return escape(named(d.label, facts))
+    return escape(_device_record(d))
 
 
 def named(name: str, facts: Sequence[str]) -> str:
@@ -92,7 +95,7 @@ def inventory_table(inv: Inventory) -> str:
     if inv.detectors:
         lines += ["", "Detectors:"]
         lines += [detector_line(r, inv.detectors) for r in inv.detectors]
-    return "\n".join(lines) + "\n"
+    return "\n".join(escape(line) for line in lines) + "\n"
 
 
 def cpu_line(cpu: Cpu) -> str:
@@ -103,7 +106,7 @@ def cpu_line(cpu: Cpu) -> str:
         facts.append(f"{format_size(cpu.memory)} RAM")
     if cpu.flags:
         facts.append(f"{len(cpu.flags)} flag{'s' if len(cpu.flags) != 1 else ''}")
-    return f"CPU: {cpu.model or 'unknown model'} ({', '.join(facts)})"
+    return escape(f"CPU: {cpu.model or 'unknown model'} ({', '.join(facts)})")
 
 
 def device_block(index: int, d: Device) -> list[str]:
@@ -155,13 +158,13 @@ def device_block(index: int, d: Device) -> list[str]:
     classes = " ".join(d.classes) or "none"
     sources = f" (seen by {', '.join(d.sources)})" if d.sources else ""
     lines.append(f"{_INDENT}classes: {classes}{sources}")
-    return lines
+    return [escape(line) for line in lines]
 
 
 def detector_line(r: DetectorReport, all_reports: tuple[DetectorReport, ...] = ()) -> str:
     name_width = max((len(x.name) for x in all_reports), default=len(r.name))
     line = f"  {r.name:<{name_width}}  {r.status:<11}  {r.detail}"
-    return line.rstrip()
+    return escape(line.rstrip())
 
 
 def _kind(d: Device) -> str:

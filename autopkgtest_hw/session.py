@@ -254,7 +254,8 @@ def run(virt_argv: Sequence[str], duration: float) -> int:
         if reply[:1] != ["ok"] or len(reply) < 2:
             say("the virt server cannot say how to run commands in the testbed")
             return EXIT_SETUP
-        auxverb = [unquote(w) for w in reply[1].split(",")]
+        # As autopkgtest reads it: unquote the word, split at commas, unquote each piece.
+        auxverb = [unquote(w) for w in unquote(reply[1]).split(",")]
         say(
             f"session open until {clock(until)} ({format_duration(duration)});"
             " exit the shell to end it sooner"

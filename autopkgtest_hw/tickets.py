@@ -1,7 +1,7 @@
 """First come, first served: a waiter's ticket beside the device locks.
 
-A run that finds a device locked takes a ticket: a number from the lock
-directory's counter (``queue/.seq``, under an flock), written as
+A run that finds a device locked takes a ticket: a number from the
+system-wide monotonic clock (its arrival), written as
 ``queue/<number>-<pid>.ticket`` with its holder record and the lock names it
 waits for.  The waiter keeps an flock on its ticket, so a waiter that dies
 (even by SIGKILL) leaves a ticket that anybody can tell is stale and remove.
@@ -18,11 +18,14 @@ import errno
 import fcntl
 import os
 import re
+import stat
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import holders
 from .holders import Holder
+from .lockdir import LockDir
 
 QUEUE = "queue"
 _TICKET = re.compile(r"^([0-9]{1,18})-([0-9]{1,10})\.ticket$")
@@ -44,16 +47,19 @@ class Ticket:
 
     def __init__(self, lock_dir: str, wants: Sequence[str], holder: Holder) -> None:
         qdir = os.path.join(lock_dir, QUEUE)
-        _make_queue_dir(qdir)
-        self.number = _next_number(qdir)
-        self.wants = tuple(wants)
-        self.qdir = qdir
-        self.path = os.path.join(qdir, f"{self.number}-{os.getpid()}.ticket")
-        tmp = os.path.join(qdir, f".new-{os.getpid()}-{self.number}")
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # before it has its name: never seen unlocked
-        os.write(fd, (holders.format_record(holder) + _WANTS + " ".join(wants) + "\n").encode())
-        os.rename(tmp, self.path)
+        with LockDir(lock_dir, create=False) as top, top.subdir(QUEUE) as queue:
+            self.number = _next_number()
+            self.wants = tuple(wants)
+            self.qdir = qdir
+            name = f"{self.number}-{os.getpid()}.ticket"
+            self.path = os.path.join(qdir, name)
+            tmp = f".new-{os.getpid()}-{self.number}"
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o644, dir_fd=queue.fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # before it has its name: never seen unlocked
+            record = holders.format_record(holder) + _WANTS + " ".join(wants) + "\n"
+            os.write(fd, record.encode())
+            os.rename(tmp, name, src_dir_fd=queue.fd, dst_dir_fd=queue.fd)
         self.fd: int | None = fd
 
     def first_in_line(self, lock: str) -> bool:
@@ -70,30 +76,13 @@ class Ticket:
         self.fd = None
 
 
-def _make_queue_dir(qdir: str) -> None:
-    try:
-        os.mkdir(qdir, 0o1777)
-    except FileExistsError:
-        return
-    with contextlib.suppress(OSError):
-        os.chmod(qdir, 0o1777)  # every user's runs queue here, like the locks beside it
+def _next_number() -> int:
+    """A number that orders waiters by arrival: microseconds of the system-wide monotonic clock.
 
-
-def _next_number(qdir: str) -> int:
-    fd = os.open(os.path.join(qdir, ".seq"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    with contextlib.suppress(OSError):
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, 0o666)  # whatever the umask: every user's runs draw numbers here
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        text = os.read(fd, 32).decode("ascii", "replace").strip()
-        n = int(text) + 1 if text.isdigit() else 1
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{n}\n".encode())
-        return n
-    finally:
-        os.close(fd)
+    No shared counter file: a file every user may write is a file any user
+    could lock (blocking every queue) or plant a link as.
+    """
+    return time.monotonic_ns() // 1000
 
 
 def waiters(qdir: str, lock: str | None = None) -> list[Waiter]:
@@ -121,8 +110,11 @@ def waiters(qdir: str, lock: str | None = None) -> list[Waiter]:
 def _stale(path: str) -> bool:
     """True (and the ticket removed) when no process holds its flock any more."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return True
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a planted FIFO or device: no ticket
+        os.close(fd)
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -136,10 +128,8 @@ def _stale(path: str) -> bool:
 
 
 def _read(number: int, path: str) -> Waiter | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [f.readline(holders.MAX_LINE) for _ in range(2)]
-    except OSError:
+    lines = holders.read_lines(path, 2)
+    if len(lines) < 2:
         return None
     holder = holders.parse_record(lines[0])
     wants: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ from . import __version__, allocate, holder_options, log
 from .argparser import Parser
 from .backends import HostPaths
 from .errors import Exit, HwError
+from .keeper import Keeper
 from .proxy import (
     InnerDied,
     InnerServer,
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     alloc: allocate.Allocation | None = None
     inner: InnerServer | None = None
+    keeper: Keeper | None = None
     try:
         try:
             request = request_of(args)
@@ -221,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 inner.shutdown()
             return Exit.FAILED
         alloc = testbed.allocation
+        if alloc.fds:
+            # Holds the locks past our own end until the testbed is gone (keeper.py).
+            keeper = Keeper(alloc.fds, testbed.backend.leftovers())
         if inner is None or inner.argv != testbed.argv:
             if inner is not None:  # the plan passed arguments after all: start it with them
                 inner.shutdown()
@@ -228,7 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             inner = _start(testbed.argv, alloc.fds)
             if inner is None:
                 return Exit.FAILED
-        hooks = HardwareHooks(testbed.backend, alloc.devices, testbed.passthrough, inner)
+        if keeper is not None:
+            keeper.inner_started(inner.pid)
+        hooks = HardwareHooks(
+            testbed.backend,
+            alloc.devices,
+            testbed.passthrough,
+            inner,
+            command_prefix=keeper.prefix() if keeper is not None else (),
+        )
         proxy = Proxy(inner, hooks)
         try:
             proxy.start()
@@ -246,13 +259,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(f"got {exc}; shutting the testbed down")
         if inner is not None:
             inner.shutdown()
-        if alloc is not None:
-            alloc.release()
+        _finish(keeper, alloc)
         die_by(exc.signum)
         return 128 + exc.signum  # not reached
     finally:
-        if alloc is not None:
-            alloc.release()
+        _finish(keeper, alloc)
+
+
+def _finish(keeper: Keeper | None, alloc: allocate.Allocation | None) -> None:
+    """Let go of the locks once the keeper found the testbed gone (and removed what was left)."""
+    if keeper is not None:
+        keeper.finish()
+    if alloc is not None:
+        alloc.release()
 
 
 def _start(argv: list[str], fds: Sequence[int]) -> InnerServer | None:

@@ -82,6 +82,10 @@ class Backend(abc.ABC):
     #: does (null, ssh), the virt server starts the inner server at once and
     #: detects and allocates while it starts up.
     passes_arguments: ClassVar[bool] = True
+    #: The testbed shows only the device nodes passed in (a container or namespace of its
+    #: own), so any other GPU node seen inside is a passthrough failure.  Not so for null
+    #: and ssh (the host itself) or a VM (nodes of its own; it is checked by PCI function).
+    hides_other_nodes: ClassVar[bool] = False
     registry: ClassVar[dict[str, type[Backend]]] = {}
 
     def __init_subclass__(
@@ -115,6 +119,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def available(self) -> Availability:
         """Whether this host can run this kind of testbed with devices passed in."""
+
+    def leftovers(self) -> dict[str, Any]:
+        """What this testbed may leave behind if its inner server is killed (see ``keeper``)."""
+        return {}
 
     def verify(
         self, devices: Sequence[Device], probe: ProbeResult

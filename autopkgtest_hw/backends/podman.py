@@ -8,8 +8,10 @@ arguments, where they reach ``podman run`` / ``docker run``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,7 +88,20 @@ def cdi_name(device: Device, specs: Sequence[dict[str, Any]]) -> str | None:
     return None
 
 
+LABEL = "org.debian.autopkgtest-hw.run"
+
+
 class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
+    hides_other_nodes = True
+
+    @functools.cached_property
+    def run_token(self) -> str:
+        return f"{os.getpid()}-{secrets.token_hex(8)}"
+
+    def leftovers(self) -> dict[str, Any]:
+        command = self.kind if self.kind in ("podman", "docker") else "podman"
+        return {"container_label": f"{LABEL}={self.run_token}", "container_command": command}
+
     def plan(self, devices: Sequence[Device]) -> Passthrough:
         """CDI names where a spec lists the device, else its nodes; their groups added."""
         specs = load_cdi_specs(self.paths.cdi_dirs)
@@ -109,6 +124,8 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
                     groups.append(gid)
         extra = [f"--device={x}" for x in (*names, *nodes)]
         extra += [f"--group-add={g}" for g in groups]
+        if extra:  # devices are locked: a label to find the container by (keeper.py)
+            extra.append(f"--label={LABEL}={self.run_token}")
         parts = []
         if names:
             parts.append(f"CDI devices {', '.join(names)}")

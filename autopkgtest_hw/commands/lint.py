@@ -19,6 +19,7 @@ from .. import log
 from ..control import ControlReadError
 from ..errors import Exit
 from ..linter import SEVERITIES, Finding, lint_source
+from ..text import escape
 from ._common import add_json_option
 
 HELP = "check the needs-hw: restrictions and XS-Requires-Hwspec of source packages"
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"findings": [asdict(f) for f in findings], **counts}, indent=2))
     else:
         for f in findings:
-            print(f.render())
+            print(escape(f.render(), keep_newlines=True))
         if findings:
             print(_summary(counts))
     if unreadable:

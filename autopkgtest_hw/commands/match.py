@@ -12,6 +12,7 @@ from .. import classes
 from ..errors import Exit
 from ..matcher import match
 from ..spec import parse
+from ..text import escape
 from ._common import add_inventory_option, add_json_option, get_inventory
 
 HELP = "check hardware specs against this machine"
@@ -52,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         for v in verdicts:
-            print(v.message)
+            print(escape(v.message))
     return Exit.OK if all(v.satisfied for v in verdicts) else Exit.FAILED

@@ -25,6 +25,7 @@ from .. import log
 from ..control import ControlError, ControlReadError, read_source_package
 from ..errors import Exit
 from ..planner import Plan, make_plan
+from ..text import escape
 from ._common import add_inventory_option, add_json_option, get_inventory
 
 HELP = "which tests would run here, and the --ignore-restrictions for plain autopkgtest"
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.json:
         print(json.dumps(plan.to_dict(), indent=2))
     else:
-        print(render(plan, args.inventory))
+        print(escape(render(plan, args.inventory), keep_newlines=True))
     return Exit.OK
 
 
@@ -68,15 +69,15 @@ def render(plan: Plan, inventory_path: str | None) -> str:
     lines = [f"{plan.source or plan.srcdir}: tests on {where}"]
     label = plan.hwspec_field or "no XS-Requires-Hwspec, so"
     for r in plan.requires_hwspec:
-        lines.append(f"  {label}: {r.reason}")
+        lines.append(f"  {label}: {escape(r.reason)}")
     lines.append("")
     if not plan.tests:
         lines.append("no tests in debian/tests/control")
         return "\n".join(lines)
     for t in plan.tests:
         verdict = "RUN " if t.runs else "SKIP"
-        first, *rest = t.reasons
-        lines.append(f"{t.name:<20} {verdict} {first}")
+        first, *rest = (escape(r) for r in t.reasons)
+        lines.append(f"{escape(t.name):<20} {verdict} {first}")
         lines += [f"{'':<20}      {r}" for r in rest]
     running = sum(t.runs for t in plan.tests)
     lines.append("")

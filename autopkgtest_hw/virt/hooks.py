@@ -16,6 +16,7 @@ from ..backends import Backend, Passthrough
 from ..inventory import Device, Inventory
 from ..proxy import ExecuteCommandSource
 from ..render import describe_device
+from ..text import escape
 
 #: The failure word of a reply to open/revert/reboot whose devices are not in the testbed.
 PASSTHROUGH_FAILED = "hw-passthrough-failed"
@@ -34,8 +35,11 @@ class HardwareHooks:
         devices: Sequence[Device],
         passthrough: Passthrough,
         inner: ExecuteCommandSource,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.backend = backend
+        #: Put before every command autopkgtest runs in the testbed (keeper: the locks).
+        self.command_prefix = list(command_prefix)
         self.devices = list(devices)
         self.passthrough = passthrough
         self.inner = inner
@@ -50,10 +54,22 @@ class HardwareHooks:
                 return self._verify(command) or reply
         elif command == "close" and ok:
             self.testbed = None
+        elif command == "print-execute-command" and ok and self.command_prefix:
+            return self._prefixed(reply)
         elif command == "capabilities" and ok and self.testbed is not None:
             extra = " ".join(quote(w) for w in self.testbed.to_capabilities())
             return f"{reply} {extra}"
         return reply
+
+    def _prefixed(self, reply: str) -> str:
+        """The reply to print-execute-command, with the lock-holding prefix before its words."""
+        words = reply.split()
+        if len(words) < 2:
+            return reply
+        # Quoted twice, as VirtSubproc does: autopkgtest unquotes the reply word, splits
+        # it at commas, then unquotes each piece (a comma in a piece must survive that).
+        prefix = ",".join(quote(quote(w, safe="/"), safe="/") for w in self.command_prefix)
+        return " ".join([words[0], f"{prefix},{words[1]}", *words[2:]])
 
     def _verify(self, command: str) -> str | None:
         """None if the testbed has the devices; else a failure reply."""
@@ -61,31 +77,43 @@ class HardwareHooks:
         words = auxverb_reply.split()
         if words[:1] != ["ok"] or len(words) < 2:
             return self._fail(command, [f"print-execute-command replied {auxverb_reply!r}"], [])
-        auxverb = [unquote(w) for w in words[1].split(",")]
+        auxverb = [unquote(w) for w in unquote(words[1]).split(",")]  # as autopkgtest
         try:
             result = probe.run(auxverb, self.passthrough.nodes)
         except probe.ProbeError as exc:
             return self._fail(command, [f"cannot look inside the testbed: {exc}"], [])
         present, problems = self.backend.verify(self.devices, result)
+        foreign = result.foreign_gpu_nodes(self.passthrough.nodes)
+        if foreign and self.backend.hides_other_nodes:
+            # Issue 9, point 8: a testbed must not see a GPU that was not allocated.
+            return self._fail(
+                command,
+                [f"the testbed sees GPU nodes that were not allocated: {', '.join(foreign)}"],
+                [],
+                what="sees devices that were not passed in",
+            )
         if problems and self.backend.strict:
             lacking = [d.ident for d in self.devices if d not in present]
             return self._fail(command, problems, lacking)
         for p in problems:
-            log.warning(f"not in the testbed, not advertised: {p}")
+            log.warning(f"not in the testbed, not advertised: {escape(p)}")
         self.testbed = Inventory(cpu=result.cpu, devices=tuple(present))
         if not self.logged or log.debugging():
             self.logged = True
             self._log_testbed(present)
         return None
 
-    def _fail(self, command: str, problems: list[str], lacking: list[str]) -> str:
-        """Log what is missing and why; the reply names the devices (autopkgtest shows it)."""
-        log.error(
-            f"after {command}: the testbed lacks devices that were passed in"
-            f" ({self.passthrough.description}):"
-        )
+    def _fail(
+        self,
+        command: str,
+        problems: list[str],
+        lacking: list[str],
+        what: str = "lacks devices that were passed in",
+    ) -> str:
+        """Log what is wrong and why; the reply names the devices (autopkgtest shows it)."""
+        log.error(f"after {command}: the testbed {what} ({self.passthrough.description}):")
         for p in problems:
-            log.error(f"  {p}")
+            log.error(f"  {escape(p)}")
         log.error("this is a testbed failure (passthrough did not work), not a test failure")
         return " ".join([PASSTHROUGH_FAILED, *(quote(i, safe="/:") for i in lacking)])
 
@@ -93,7 +121,7 @@ class HardwareHooks:
         assert self.testbed is not None
         cpu = self.testbed.cpu
         log.info(
-            f"testbed CPU: {cpu.model or 'unknown'}, {cpu.cores or '?'} logical CPUs,"
+            f"testbed CPU: {escape(cpu.model or 'unknown')}, {cpu.cores or '?'} logical CPUs,"
             f" {(cpu.memory or 0) // 2**20} MiB RAM, {cpu.arch or 'unknown arch'}"
         )
         if not present:

@@ -1,0 +1,253 @@
+"""Attacks of a real unprivileged local user on the shared lock directory (issue 9, point 1).
+
+Each test creates a system user with useradd, lets it prepare the attack in
+a sticky world-writable lock directory like /run/lock/autopkgtest-hw, then
+lets root allocate, and removes the user again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autopkgtest_hw.allocate import AllocationError, acquire, holders, lock_name
+from autopkgtest_hw.inventory import Device
+from tests.unit.hostile import User, is_root, local_user
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="creates a local user (needs root)")
+
+
+@pytest.fixture
+def user() -> Iterator[User]:
+    with local_user() as u:
+        yield u
+
+
+@pytest.fixture
+def area() -> Iterator[Path]:
+    """A directory both root and the user can reach (tmp_path is root's 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="hwlocks-", dir="/tmp"))
+    top.chmod(0o755)
+    try:
+        yield top
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def shared_dir(area: Path) -> Path:
+    d = area / "locks"
+    d.mkdir()
+    d.chmod(0o1777)
+    return d
+
+
+def device(node: Path) -> Device:
+    return Device(
+        classes=("gpu",),
+        model="GPU 0",
+        pci_address="0000:01:00.0",
+        uuid="GPU-00000000-0000-0000-0000-000000000001",
+        device_nodes=(str(node),),
+    )
+
+
+def node(area: Path, mode: int) -> Path:
+    """A stand-in for a device node with the given permissions (root's)."""
+    n = area / f"node{mode:o}"
+    n.write_text("")
+    n.chmod(mode)
+    return n
+
+
+def test_a_planted_symlink_never_makes_root_write_its_target(area: Path, user: User) -> None:
+    locks = shared_dir(area)
+    victim = area / "precious"
+    victim.write_text("root's data\n")
+    gpu = device(node(area, 0o666))
+    link = locks / lock_name(gpu)
+    r = user.run("import os, sys; os.symlink(sys.argv[1], sys.argv[2])", str(victim), str(link))
+    assert r.returncode == 0, r.stderr
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        assert victim.read_text() == "root's data\n"
+        assert not (locks / lock_name(gpu)).is_symlink()  # root removed the planted link
+        assert stat.S_ISREG(os.lstat(locks / lock_name(gpu)).st_mode)
+    finally:
+        alloc.release()
+
+
+def test_a_planted_fifo_or_hard_link_is_refused_not_used(area: Path, user: User) -> None:
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    r = user.run("import os, sys; os.mkfifo(sys.argv[1])", str(locks / lock_name(gpu)))
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(AllocationError, match="not a regular file"):
+        acquire([gpu], None, str(locks))
+    (locks / lock_name(gpu)).unlink()
+    mine = area / "users-file"
+    r = user.run(
+        "import os, sys; open(sys.argv[1], 'w').close(); os.link(sys.argv[1], sys.argv[2])",
+        str(area / "users-file"),
+        str(locks / lock_name(gpu)),
+    )
+    if r.returncode != 0:  # /tmp/... is root's 0755: the user cannot write there
+        r = user.run(
+            "import os, sys; open(sys.argv[1], 'w').close(); os.link(sys.argv[1], sys.argv[2])",
+            str(locks / "other"),
+            str(locks / lock_name(gpu)),
+        )
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(AllocationError, match="2 hard links"):
+        acquire([gpu], None, str(locks))
+    assert not mine.exists() or mine.read_text() == ""
+
+
+def test_a_user_barred_from_the_device_cannot_block_roots_lock(area: Path, user: User) -> None:
+    """Holding an flock needs only a read descriptor: the lock file is root's 0600 here."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o600))  # only root may open the device
+    acquire([gpu], None, str(locks)).release()
+    path = locks / lock_name(gpu)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
+    r = user.run("import sys; open(sys.argv[1], 'rb')", str(path))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    acquire([gpu], None, str(locks)).release()
+
+
+def test_a_squatted_lock_file_is_taken_back(area: Path, user: User) -> None:
+    """The user makes the lock file first and holds it: root removes it and locks anew."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o600))
+    squat = user.start(
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n",
+        str(locks / lock_name(gpu)),
+    )
+    try:
+        assert squat.stdout is not None and squat.stdout.readline().strip() == "held"
+        alloc = acquire([gpu], None, str(locks))
+        try:
+            st = (locks / lock_name(gpu)).stat()
+            assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600
+        finally:
+            alloc.release()
+    finally:
+        squat.kill()
+        squat.wait()
+        assert squat.stdout is not None
+        squat.stdout.close()
+
+
+def test_a_lock_file_root_made_is_usable_by_users_of_the_device(area: Path, user: User) -> None:
+    """The docs promise one directory for every user's runs: /dev/nvidia0 is 0666."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    acquire([gpu], None, str(locks)).release()
+    r = user.run(
+        "import sys\n"
+        "from autopkgtest_hw.allocate import acquire\n"
+        "from autopkgtest_hw.inventory import Device\n"
+        "d = Device(classes=('gpu',), uuid=sys.argv[2], device_nodes=(sys.argv[3],))\n"
+        "acquire([d], None, sys.argv[1]).release()\n"
+        "print('locked')\n",
+        str(locks),
+        gpu.uuid or "",
+        gpu.device_nodes[0],
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "locked", r.stderr
+
+
+def test_forged_holder_lines_are_not_what_a_waiter_prints(area: Path, user: User) -> None:
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    acquire([gpu], None, str(locks)).release()
+    forger = user.start(
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, b'hw1 pid=1 kind=ci user=root package=trusted argv=official%20CI\\n')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n",
+        str(locks / lock_name(gpu)),
+    )
+    try:
+        assert forger.stdout is not None and forger.stdout.readline().strip() == "held"
+        who = holders(str(locks / lock_name(gpu)))
+        assert who == [f"pid {forger.pid} of user {user.name}"]
+        with pytest.raises(AllocationError, match=f"locked by pid {forger.pid} of user"):
+            acquire([gpu], None, str(locks))
+    finally:
+        forger.kill()
+        forger.wait()
+        assert forger.stdout is not None
+        forger.stdout.close()
+
+
+def test_an_existing_private_lock_dir_keeps_its_mode(area: Path) -> None:
+    private = area / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    acquire([device(node(area, 0o666))], None, str(private)).release()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+
+
+def test_a_lock_dir_of_another_user_or_a_symlink_is_refused(area: Path, user: User) -> None:
+    theirs = area / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, user.uid, user.gid)
+    with pytest.raises(AllocationError, match="belongs to uid"):
+        acquire([device(node(area, 0o666))], None, str(theirs))
+    link = area / "link"
+    link.symlink_to(theirs)
+    with pytest.raises(AllocationError, match="not a directory"):
+        acquire([device(node(area, 0o666))], None, str(link))
+    open_dir = area / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    with pytest.raises(AllocationError, match="not sticky"):
+        acquire([device(node(area, 0o666))], None, str(open_dir))
+
+
+def test_a_failed_allocation_leaves_no_lock_files(area: Path) -> None:
+    """Point 9: a run that cannot lock all it needs removes the files it made."""
+    locks = area / "locks"
+    gpus = [
+        Device(classes=("gpu",), pci_address=f"0000:{i // 256:02x}:{i % 256:02x}.0")
+        for i in range(40)
+    ]
+    held = acquire(gpus[-1:], None, str(locks))
+    try:
+        with pytest.raises(AllocationError):
+            acquire(gpus, None, str(locks))
+        assert sorted(os.listdir(locks)) == [lock_name(gpus[-1])]
+    finally:
+        held.release()
+
+
+def test_a_planted_fifo_ticket_does_not_block_the_queue(area: Path, user: User) -> None:
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    acquire([gpu], None, str(locks)).release()  # makes the queue directory
+    (locks / "queue").mkdir(mode=0o1777, exist_ok=True)
+    (locks / "queue").chmod(0o1777)
+    r = user.run(
+        "import os, sys; os.mkfifo(sys.argv[1]); os.mkfifo(sys.argv[2])",
+        str(locks / "queue" / "1-1.ticket"),
+        str(locks / "queue" / ".seq"),
+    )
+    assert r.returncode == 0, r.stderr
+    held = acquire([gpu], None, str(locks))
+    try:
+        with pytest.raises(AllocationError, match=r"gave up after 0\.3 s"):
+            acquire([gpu], None, str(locks), timeout=0.3)  # queues: reads the tickets
+    finally:
+        held.release()
