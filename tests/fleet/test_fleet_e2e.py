@@ -58,7 +58,10 @@ class Fleet:
 def _packages(sources: Path, nodes: list[str], markers: Path) -> None:
     make_package(sources, "cpu-only", {"plain": ("", "echo cpu test ran")})
     make_package(sources, "fail-pkg", {"plain": ("", "echo failing on purpose; exit 1")})
-    make_package(sources, "ocl-pkg", {"ocl": ("needs-hw:opencl:type=cpu", "echo opencl test ran")})
+    # opencl:type=cpu holds on any CPU (the test would install PoCL); fp64 is
+    # known only where the host's OpenCL runtime reported it: the pocl profile.
+    ocl = "needs-hw:opencl:type=cpu:fp64"
+    make_package(sources, "ocl-pkg", {"ocl": (ocl, "echo opencl test ran")})
     check_node = " || ".join(f"test -c {n}" for n in nodes)
     make_package(
         sources,
@@ -74,7 +77,7 @@ def _packages(sources: Path, nodes: list[str], markers: Path) -> None:
         "mixed-pkg",
         {
             "cuda": ("needs-hw:cuda:sm_90", f"{check_node}"),
-            "ocl": ("needs-hw:opencl:type=cpu", "echo opencl"),
+            "ocl": (ocl, "echo opencl"),
             "plain": ("", "echo plain"),
         },
     )
@@ -212,7 +215,7 @@ def test_each_job_runs_where_it_fits_and_nowhere_else(fleet: Fleet) -> None:
     }
     # The skipped needs-hw: tests say why, in the result's log.
     assert "rocm                 SKIP needs-hw:rocm not satisfied" in got[("cuda-pkg", "h100")].log
-    assert "SKIP needs-hw:opencl:type=cpu not satisfied" in got[("mixed-pkg", "h100")].log
+    assert "SKIP needs-hw:opencl:type=cpu:fp64 not satisfied" in got[("mixed-pkg", "h100")].log
     assert "SKIP needs-hw:cuda:sm_90 not satisfied" in got[("mixed-pkg", "pocl")].log
     assert "cuda node present" in got[("cuda-pkg", "h100")].log
     assert got[("cuda-pkg", "a100")].exitcode == 16
