@@ -17,3 +17,22 @@ class Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         log.error(message)
         raise SystemExit(Exit.USAGE)
+
+
+def add_inner_arguments(
+    parser: argparse.ArgumentParser,
+    inner_help: str = "the inner virt server: unshare, podman...",
+) -> None:
+    """INNER and everything after it: the wrapped virt server's command line."""
+    parser.add_argument("inner", metavar="INNER", help=inner_help)
+    parser.add_argument(
+        "inner_args",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the inner server's own options and arguments",
+    )
+
+
+def add_gpu_option(parser: argparse._ActionsContainer, help: str) -> None:
+    """--gpu SEL, repeatable: the devices to pass (a command's own help says which)."""
+    parser.add_argument("--gpu", action="append", default=[], metavar="SEL", help=help)

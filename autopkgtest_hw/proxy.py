@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from . import log
 from .errors import Exit, HwError
+from .stopping import escalate
 
 #: Seconds the inner server gets to clean up after ``quit`` before SIGTERM, then SIGKILL.
 QUIT_TIMEOUT = 120.0
@@ -148,20 +149,12 @@ class InnerServer:
             with contextlib.suppress(OSError, ValueError):
                 self.stdin.write(b"quit\n")
                 self.stdin.flush()
-        with contextlib.suppress(OSError, ValueError):
-            self.stdin.close()
-        for sig, wait in ((None, timeout), (signal.SIGTERM, TERM_TIMEOUT), (signal.SIGKILL, None)):
-            if sig is not None and self.proc.poll() is None:
-                log.warning(
-                    f"{self.name} (pid {self.pid}) did not exit; sending {signal.Signals(sig).name}"
-                )
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        escalate(
+            self.proc,
+            timeout,
+            TERM_TIMEOUT,
+            lambda sig: log.warning(f"{self.name} (pid {self.pid}) did not exit; sending {sig}"),
+        )
         with contextlib.suppress(OSError, ValueError):
             self.stdout.close()
         return self.proc.returncode

@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from .duration import format_duration
 from .errors import Exit
 from .holders import clock
+from .stopping import escalate
 
 EXIT_SETUP = Exit.FAILED  # the testbed could not be set up (devices busy, inner server failed)
 EXIT_TIMEOUT = Exit.TIMEOUT  # like timeout(1)
@@ -111,18 +112,12 @@ class VirtServer:
                 self.line()
                 self.stdin.write(b"quit\n")
                 self.stdin.flush()
-        with contextlib.suppress(OSError, ValueError):
-            self.stdin.close()
-        for sig, wait in ((None, QUIT_TIMEOUT), (signal.SIGTERM, 30.0), (signal.SIGKILL, None)):
-            if sig is not None and self.proc.poll() is None:
-                say(f"the virt server did not quit; sending {signal.Signals(sig).name}")
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        escalate(
+            self.proc,
+            QUIT_TIMEOUT,
+            30.0,
+            lambda sig: say(f"the virt server did not quit; sending {sig}"),
+        )
         self.relay.join(timeout=5)
         with contextlib.suppress(OSError, ValueError):
             self.stdout.close()

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, allocate, holder_options, log
-from .argparser import Parser
+from .argparser import Parser, add_gpu_option, add_inner_arguments
 from .backends import HostPaths
 from .errors import Exit, HwError
 from .keeper import Keeper
@@ -74,12 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", "--debug", action="store_true", help="enable debugging output")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sel = parser.add_argument_group("device selection")
-    sel.add_argument(
-        "--gpu",
-        action="append",
-        default=[],
-        metavar="SEL",
-        help="a device to pass: NVML index (else position in the inventory), UUID, PCI"
+    add_gpu_option(
+        sel,
+        "a device to pass: NVML index (else position in the inventory), UUID, PCI"
         " address, or a hardware spec such as 'cuda:cc>=8.0' (every fitting device);"
         " repeatable; default: every device of the inventory",
     )
@@ -139,16 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory of CDI specs; repeatable (default: /etc/cdi and /var/run/cdi)",
     )
-    parser.add_argument(
-        "inner",
-        metavar="INNER",
-        help="the inner virt server: a name (null, podman, qemu+rocm, ...) or a path",
-    )
-    parser.add_argument(
-        "inner_args",
-        nargs=argparse.REMAINDER,
-        metavar="...",
-        help="the inner server's own options and arguments",
+    add_inner_arguments(
+        parser, "the inner virt server: a name (null, podman, qemu+rocm, ...) or a path"
     )
     return parser
 

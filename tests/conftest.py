@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -10,6 +11,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+
+
+def console_transcripts(doc: Path, skip_blocks: int = 0) -> list[tuple[str, list[str]]]:
+    """``(command, output lines)`` for each ``$ `` line of the doc's console blocks."""
+    out: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", doc.read_text(), re.S)[skip_blocks:]:
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:], []))
+            else:
+                out[-1][1].append(line)
+    return out
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""Pieces every sub-command shares: --inventory, --no-cache and --json."""
+"""Pieces the sub-commands share: --inventory, --no-cache, --json and the lock options."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
+from .. import allocate
 from ..inventory import Inventory
 
 
@@ -48,3 +50,25 @@ def get_inventory_and_origin(args: argparse.Namespace) -> tuple[Inventory, str]:
     from ..detect import detect_host  # only when needed: it imports the detectors
 
     return detect_host(use_cache=not getattr(args, "no_cache", False))
+
+
+def add_lock_options(
+    parser: argparse.ArgumentParser, seconds: Callable[[str], object] = float
+) -> None:
+    """--lock-dir and --lock-timeout of the commands that lock devices themselves.
+
+    ``seconds`` converts --lock-timeout (``str`` keeps the text, to hand on to the virt server).
+    """
+    parser.add_argument(
+        "--lock-dir",
+        default=allocate.DEFAULT_LOCK_DIR,
+        metavar="DIR",
+        help="directory of the per-device locks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=seconds,
+        default=seconds("0"),
+        metavar="SECONDS",
+        help="wait this long for busy devices, in the queue (default: 0, fail at once)",
+    )

@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import allocate, log
+from .. import log
+from ..argparser import add_gpu_option, add_inner_arguments
 from ..build import BuildError, build, read_package, verdicts
 from ..errors import Exit
 from ..inventory import InventoryError
-from ._common import add_inventory_option, get_inventory
+from ._common import add_inventory_option, add_lock_options, get_inventory
 
 HELP = "build a package with sbuild on this host's GPUs (refused where its hwspec does not hold)"
 
@@ -35,29 +36,14 @@ EXIT_REFUSED = Exit.REFUSED
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--gpu",
-        action="append",
-        default=[],
-        metavar="SEL",
-        help="the devices to pass (index, UUID, PCI address or spec); repeatable"
+    add_gpu_option(
+        parser,
+        "the devices to pass (index, UUID, PCI address or spec); repeatable"
         " (default: every device that fits the package's specs)",
     )
     parser.add_argument("--count", type=int, metavar="N", help="pass N of the selected devices")
     add_inventory_option(parser)
-    parser.add_argument(
-        "--lock-dir",
-        default=allocate.DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="directory of the per-device locks (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for busy devices, in the queue (default: 0, fail at once)",
-    )
+    add_lock_options(parser)
     parser.add_argument("--dist", metavar="DIST", help="sbuild's --dist (e.g. bookworm)")
     parser.add_argument(
         "--run-autopkgtest",
@@ -80,13 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one more argument for sbuild (e.g. --sbuild-arg=--no-run-lintian); repeatable",
     )
     parser.add_argument("package", metavar="PACKAGE", help="a .dsc file or a source tree")
-    parser.add_argument("inner", metavar="INNER", help="the inner virt server: unshare, podman...")
-    parser.add_argument(
-        "inner_args",
-        nargs=argparse.REMAINDER,
-        metavar="...",
-        help="the inner server's own options and arguments",
-    )
+    add_inner_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

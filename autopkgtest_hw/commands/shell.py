@@ -19,9 +19,11 @@ import argparse
 import os
 import sys
 
-from .. import allocate, log, session
+from .. import log, session
+from ..argparser import add_gpu_option, add_inner_arguments
 from ..duration import format_duration, parse_duration
 from ..errors import Exit
+from ._common import add_lock_options
 
 HELP = "an interactive shell in a testbed with the GPUs passed in, for a limited time"
 
@@ -34,12 +36,9 @@ EXIT_USAGE = Exit.USAGE
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--gpu",
-        action="append",
-        default=[],
-        metavar="SEL",
-        help="a device to pass: index, UUID, PCI address or a spec such as 'cuda:cc>=8.0';"
+    add_gpu_option(
+        parser,
+        "a device to pass: index, UUID, PCI address or a spec such as 'cuda:cc>=8.0';"
         " repeatable (default: every device)",
     )
     parser.add_argument("--count", metavar="N", help="pass N of the selected devices")
@@ -53,25 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f" {format_duration(DEFAULT_MAX_FOR)})",
     )
     parser.add_argument("--inventory", metavar="FILE", help="a saved inventory (detect --json)")
-    parser.add_argument(
-        "--lock-dir",
-        default=allocate.DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="directory of the per-device locks (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lock-timeout",
-        default="0",
-        metavar="SECONDS",
-        help="wait this long for busy devices, in the queue (default: 0, fail at once)",
-    )
-    parser.add_argument("inner", metavar="INNER", help="the inner virt server: unshare, podman...")
-    parser.add_argument(
-        "inner_args",
-        nargs=argparse.REMAINDER,
-        metavar="...",
-        help="the inner server's own options and arguments",
-    )
+    add_lock_options(parser, seconds=str)
+    add_inner_arguments(parser)
 
 
 def site_max_for() -> float:

@@ -93,8 +93,14 @@ def make_package(parent: Path, tests: dict[str, str], restrictions: str = "") ->
         " -- Test <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n"
     )
     (src / "debian" / "files").write_text("")  # a built tree: nothing to build or unpack
+    write_shell_tests(src, {name: (restrictions, script) for name, script in tests.items()})
+    return src
+
+
+def write_shell_tests(src: Path, tests: dict[str, tuple[str, str]]) -> None:
+    """``src``'s debian/tests: a ``set -e`` shell script a test; name -> (restrictions, script)."""
     stanzas = []
-    for name, script in tests.items():
+    for name, (restrictions, script) in tests.items():
         path = src / "debian" / "tests" / name
         path.write_text("#!/bin/sh\nset -e\n" + script + "\n")
         path.chmod(0o755)
@@ -103,7 +109,6 @@ def make_package(parent: Path, tests: dict[str, str], restrictions: str = "") ->
             stanza += f"Restrictions: {restrictions}\n"
         stanzas.append(stanza)
     (src / "debian" / "tests" / "control").write_text("\n".join(stanzas))
-    return src
 
 
 def make_char_device(directory: Path, name: str, minor: int, major: int = NVIDIA_MAJOR) -> str:

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..e2e.fixtures import write_shell_tests
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEBCI = Path("/usr/share/debci")
 VENV_BIN = Path(sys.executable).parent
@@ -294,16 +296,7 @@ def make_package(
         " -- Test <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n"
     )
     (src / "debian" / "files").write_text("")  # a built tree: nothing to build
-    stanzas = []
-    for test, (restrictions, script) in tests.items():
-        path = src / "debian" / "tests" / test
-        path.write_text("#!/bin/sh\nset -e\n" + textwrap.dedent(script) + "\n")
-        path.chmod(0o755)
-        stanza = f"Tests: {test}\nDepends:\n"
-        if restrictions:
-            stanza += f"Restrictions: {restrictions}\n"
-        stanzas.append(stanza)
-    (src / "debian" / "tests" / "control").write_text("\n".join(stanzas))
+    write_shell_tests(src, {t: (r, textwrap.dedent(script)) for t, (r, script) in tests.items()})
     return src
 
 

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import subprocess
 import sys
 
 import pytest
 
-from ..conftest import ROOT
+from ..conftest import ROOT, console_transcripts
 
 DOC = ROOT / "docs" / "lint.md"
 
 
 def transcripts() -> list[tuple[str, list[str]]]:
-    out: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```console\n(.*?)```", DOC.read_text(), re.S)[1:]:
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                out.append((line[2:], []))
-            else:
-                out[-1][1].append(line)
-    return out
+    return console_transcripts(DOC, skip_blocks=1)
 
 
 def test_there_are_transcripts() -> None:

@@ -13,20 +13,13 @@ from autopkgtest_hw.inventory import Inventory
 from autopkgtest_hw.matcher import match
 from autopkgtest_hw.spec import parse
 
-from ..conftest import ROOT
+from ..conftest import ROOT, console_transcripts
 
 DOC = ROOT / "docs" / "spec-language.md"
 
 
 def transcripts() -> list[tuple[str, list[str]]]:
-    out: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```console\n(.*?)```", DOC.read_text(), re.S):
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                out.append((line[2:], []))
-            else:
-                out[-1][1].append(line)
-    return out
+    return console_transcripts(DOC)
 
 
 @pytest.mark.parametrize(("command", "expected"), transcripts())

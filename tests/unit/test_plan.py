@@ -16,6 +16,7 @@ import pytest
 from autopkgtest_hw.cli import main
 from autopkgtest_hw.inventory import Cpu, Device, Inventory
 
+from ..conftest import console_transcripts
 from .devices import CPU, H100, POCL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,15 +264,7 @@ def test_example_opencl_test_passes_on_pocl_with_the_argument(
 
 
 def doc_transcripts() -> list[tuple[str, list[str]]]:
-    text = (ROOT / "docs" / "plan-and-require.md").read_text()
-    out: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```console\n(.*?)```", text, re.S):
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                out.append((line[2:], []))
-            else:
-                out[-1][1].append(line)
-    return out
+    return console_transcripts(ROOT / "docs" / "plan-and-require.md")
 
 
 @pytest.mark.parametrize(("command", "expected"), doc_transcripts())
