@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from debian import deb822
 
+from . import architecture
 from .control import (
     ControlError,
     SourcePackage,
@@ -47,9 +48,6 @@ _DECOMPRESS: dict[str, Callable[..., Any]] = {
     ".bz2": bz2.open,
 }
 #: dpkg's architecture -> CPU where the two differ (the OS is linux unless named).
-_CPU_OF = {"armel": "arm", "armhf": "arm", "x32": "amd64", "powerpcspe": "powerpc"}
-
-
 try:
     import apt_pkg  # noqa: F401  (python-debian uses it when asked to)
 
@@ -77,26 +75,12 @@ class SourceEntry:
 
 
 def arch_matches(arch: str, wildcard: str) -> bool:
-    """dpkg's architecture wildcard rule, for the names Debian uses.
+    """dpkg's wildcard rule (``linux-any``, ``any-amd64``), as the test stanzas use it.
 
-    ``any`` and ``all`` hold everywhere (``all`` packages are tested on every
-    architecture that has workers); ``linux-any``/``any-amd64`` match the OS/CPU.
+    A package's ``all`` holds everywhere: ``all`` packages are tested on every
+    architecture that has workers.
     """
-    if wildcard in ("any", "all", arch):
-        return True
-    if "-" not in wildcard:
-        return False
-    os_name, cpu = _split_arch(arch)
-    parts = wildcard.split("-")
-    w_os, w_cpu = parts[-2], parts[-1]
-    return w_os in ("any", os_name) and w_cpu in ("any", cpu)
-
-
-def _split_arch(arch: str) -> tuple[str, str]:
-    if "-" in arch:
-        os_name, cpu = arch.split("-", 1)
-        return os_name, _CPU_OF.get(cpu, cpu)
-    return "linux", _CPU_OF.get(arch, arch)
+    return wildcard == "all" or architecture.matches(arch, wildcard)
 
 
 def fits_arch(arch: str, words: tuple[str, ...]) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from . import architecture
 from .archive import SourceEntry, fits_arch
 from .control import DEFAULT_HWSPEC
 from .fleet import Fleet, FleetError, Profile
@@ -252,7 +253,12 @@ class Router:
     ) -> bool:
         if not self._fits(p, entry.architectures):
             return False
-        return tests_arch is None or any(self._fits(p, a) for a in tests_arch)
+        return tests_arch is None or any(self._test_fits(p, a) for a in tests_arch)
+
+    @staticmethod
+    def _test_fits(profile: Profile, arches: tuple[str, ...]) -> bool:
+        """A test stanza's ``Architecture:``, decided as autopkgtest decides it (``!arch`` too)."""
+        return architecture.skip_reason(profile.arch, arches) is None
 
     def _by_specs(
         self,
@@ -296,7 +302,7 @@ class Router:
                 stanza = stanzas[t.name]
                 if not stanza.needs_hw:
                     continue
-                if not self._fits(p, stanza.architecture):
+                if not self._test_fits(p, stanza.architecture):
                     reason = f"{t.name}: Architecture: {' '.join(stanza.architecture)}"
                     best = max(best, (0, [reason]), key=lambda b: b[0])
                     continue

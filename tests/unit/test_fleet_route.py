@@ -400,3 +400,17 @@ def test_enqueue_reports_a_broker_url_it_cannot_use(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "not an AMQP URL" in err and "pw" not in err
+
+
+def test_test_stanza_architecture_is_read_as_autopkgtest_reads_it(
+    fleet_file: Path, tmp_path: Path
+) -> None:
+    """``!arm64`` is every architecture but arm64; ``all`` is never allowed in a test."""
+    fleet = read_fleet(str(fleet_file))
+    trees = [
+        _tree(tmp_path, "notarm", "Tests: t\nRestrictions: needs-hw:cuda\nArchitecture: !arm64\n"),
+        _tree(tmp_path, "allarch", "Tests: t\nRestrictions: needs-hw:cuda\nArchitecture: all\n"),
+    ]
+    r = route(fleet, (read_source_tree(t) for t in trees), matrix=True)
+    assert _jobs(r) == {("notarm", "h100"), ("notarm", "t4")}  # not gh200 (arm64)
+    assert [u.package for u in r.unroutable] == ["allarch"]
