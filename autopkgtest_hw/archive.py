@@ -33,6 +33,7 @@ from .control import (
     read_source_package,
 )
 from .errors import HwError
+from .hwspec_field import field_texts, value_texts
 from .text import safe
 
 #: debci-worker's own check on the package word of a request.
@@ -67,7 +68,7 @@ class SourceEntry:
     package: str
     version: str
     architectures: tuple[str, ...]  # the .dsc's Architecture: words ("any", "all", "linux-any")
-    hwspecs: tuple[str, ...]  # Requires-Hwspec, split on commas; () = none given
+    hwspecs: tuple[str, ...]  # Requires-Hwspec, split on commas, whitespace out; () = none
     has_tests: bool
     origin: str  # "Sources:123" or the source directory
     tree: SourcePackage | None = None  # an unpacked source: its tests are known
@@ -86,10 +87,6 @@ def arch_matches(arch: str, wildcard: str) -> bool:
 def fits_arch(arch: str, words: tuple[str, ...]) -> bool:
     """Whether a package (or test) with Architecture ``words`` runs on ``arch``; () = any."""
     return not words or any(arch_matches(arch, w) for w in words)
-
-
-def _split_specs(value: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in value.split(",") if s.strip())
 
 
 def _has_autopkgtest(testsuite: str) -> bool:
@@ -160,7 +157,7 @@ def read_sources_index(path: str) -> Iterator[SourceEntry]:
                     package=name,
                     version=str(para.get("Version", "")).strip(),
                     architectures=arches,
-                    hwspecs=_split_specs(hwspec),
+                    hwspecs=value_texts(hwspec),
                     has_tests=_has_autopkgtest(str(para.get("Testsuite", ""))),
                     origin=origin,
                     error=_check_name(name) or _check_hwspec(hwspec),
@@ -198,7 +195,7 @@ def read_source_tree(srcdir: str) -> SourceEntry:
     source_para = pkg.control.paragraph
     testsuite = source_para.get("Testsuite") if source_para else None
     has_tests = pkg.tests is not None or bool(testsuite and _has_autopkgtest(testsuite.value))
-    specs = tuple(t.text for f in pkg.control.hwspec_fields for t in f.items())
+    specs = field_texts(pkg.control.hwspec_fields)
     return SourceEntry(
         package=name,
         version="",

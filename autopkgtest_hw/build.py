@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from . import allocate, holders, log
 from .control import ControlError, read_source_control
 from .errors import HwError
-from .hwspec_field import field_specs
+from .hwspec_field import field_texts, value_texts
 from .inventory import Inventory
 from .matcher import Verdict, match
 from .render import describe_device
@@ -60,8 +60,7 @@ def read_package(path: str) -> Package:
         raise BuildError(str(exc)) from None
     if not sc.source:
         raise BuildError(f"{control}: the source stanza has no Source field")
-    specs = tuple(s.text for f in sc.hwspec_fields for s in field_specs(f))
-    return Package(path, sc.source, specs)
+    return Package(path, sc.source, field_texts(sc.hwspec_fields))
 
 
 def _read_dsc(path: str) -> Package:
@@ -78,7 +77,7 @@ def _read_dsc(path: str) -> Package:
     specs: list[str] = []
     for name, value in dsc.items():
         if name.lower() in ("requires-hwspec", "xs-requires-hwspec", "x-requires-hwspec"):
-            specs += ["".join(s.split()) for s in value.split(",") if s.strip()]
+            specs += value_texts(value)
     return Package(path, source.strip(), tuple(specs))
 
 

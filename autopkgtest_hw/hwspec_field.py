@@ -10,6 +10,7 @@ folded field.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .control import Field
@@ -59,3 +60,13 @@ def field_specs(field: Field) -> tuple[FieldSpec, ...]:
                 places.append((line, column + i))
     close()
     return tuple(items)
+
+
+def field_texts(fields: Iterable[Field]) -> tuple[str, ...]:
+    """The spec texts of every Requires-Hwspec field, whitespace and folds taken out."""
+    return tuple(s.text for f in fields for s in field_specs(f))
+
+
+def value_texts(value: str) -> tuple[str, ...]:
+    """The spec texts of a field's value as a .dsc or ``Sources`` carries it (no positions)."""
+    return tuple(t for t in ("".join(item.split()) for item in value.split(",")) if t)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from . import architecture
 from .control import DEFAULT_HWSPEC, KNOWN_RESTRICTIONS, SourcePackage, TestStanza
-from .hwspec_field import field_specs
+from .hwspec_field import field_texts
 from .inventory import Inventory
 from .matcher import Verdict, match
 from .spec import Alternative, Spec, SpecError, parse
@@ -144,7 +144,7 @@ def plan_test(name: str, stanza: TestStanza, inventory: Inventory) -> TestPlan:
 
 def hwspec_texts(pkg: SourcePackage) -> tuple[str, ...]:
     """The specs of the package's XS-Requires-Hwspec field, whitespace taken out."""
-    return tuple(s.text for f in pkg.control.hwspec_fields for s in field_specs(f))
+    return field_texts(pkg.control.hwspec_fields)
 
 
 def make_plan(pkg: SourcePackage, inventory: Inventory) -> Plan:

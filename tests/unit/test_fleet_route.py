@@ -414,3 +414,25 @@ def test_test_stanza_architecture_is_read_as_autopkgtest_reads_it(
     r = route(fleet, (read_source_tree(t) for t in trees), matrix=True)
     assert _jobs(r) == {("notarm", "h100"), ("notarm", "t4")}  # not gh200 (arm64)
     assert [u.package for u in r.unroutable] == ["allarch"]
+
+
+def test_the_field_as_lint_suggests_it_routes_from_sources_and_trees(
+    fleet_file: Path, tmp_path: Path
+) -> None:
+    """``a | b`` with spaces, and a folded field: read like Depends, as lint and plan read it."""
+    index = tmp_path / "Sources"
+    index.write_text(
+        "Package: spaced\nVersion: 1\nArchitecture: any\nTestsuite: autopkgtest\n"
+        "Requires-Hwspec: cuda:cc>=9.0 | rocm:gfx90a,\n cpu:cores>=1\n"
+    )
+    tree = _tree(
+        tmp_path, "folded", "Tests: t\n", "XS-Requires-Hwspec: cuda:cc>=9.0 |\n rocm:gfx90a\n"
+    )
+    fleet = read_fleet(str(fleet_file))
+    [entry] = read_sources_index(str(index))
+    assert entry.hwspecs == ("cuda:cc>=9.0|rocm:gfx90a", "cpu:cores>=1")
+    r = route(fleet, [entry, read_source_tree(tree)], matrix=True)
+    assert not r.errors
+    assert _jobs(r) == {
+        (pkg, p) for pkg in ("spaced", "folded") for p in ("h100", "gh200", "mi210")
+    }
