@@ -24,6 +24,7 @@ from . import classes as hw
 from . import rocm, sizes
 from .hardware import POCL_ARCHITECTURES
 from .inventory import Cpu, Device, Inventory
+from .render import describe_device, named
 from .sizes import format_size
 from .spec import Alternative, Constraint, Spec, parse_version
 
@@ -458,8 +459,6 @@ def _list(cands: list[_Cand], alt: Alternative, hints: dict[str, None] | None = 
 
 
 def _describe_device(cand: _Cand, alt: Alternative, hints: dict[str, None]) -> str:
-    from .render import describe_device  # render imports this module's format_size
-
     assert cand.device is not None
     d = cand.device
     if cand.virtual:
@@ -469,8 +468,6 @@ def _describe_device(cand: _Cand, alt: Alternative, hints: dict[str, None]) -> s
 
 
 def _describe_cpu(cand: _Cand, alt: Alternative) -> str:
-    from .render import named  # render imports this module's format_size
-
     facts = _describe(cand, alt, ("with", "without"), {})
     return named((cand.cpu.model if cand.cpu else None) or "a CPU", facts)
 
