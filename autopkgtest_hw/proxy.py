@@ -164,6 +164,12 @@ class InnerServer:
 ReplyHook = Callable[[str, list[str], str], str]
 
 
+def auxverb_of(word: str) -> list[str]:
+    """The command of a ``print-execute-command`` reply word, read as autopkgtest reads it:
+    unquote the word, split it at commas, unquote each piece."""
+    return [unquote(w) for w in unquote(word).split(",")]
+
+
 class ExecuteCommandSource(Protocol):
     """What a reply hook may ask the inner server between two replies."""
 

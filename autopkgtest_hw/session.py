@@ -24,11 +24,11 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import IO
-from urllib.parse import unquote
 
 from .duration import format_duration
 from .errors import Exit
 from .holders import clock
+from .proxy import auxverb_of
 from .stopping import escalate
 
 EXIT_SETUP = Exit.FAILED  # the testbed could not be set up (devices busy, inner server failed)
@@ -249,8 +249,7 @@ def run(virt_argv: Sequence[str], duration: float) -> int:
         if reply[:1] != ["ok"] or len(reply) < 2:
             say("the virt server cannot say how to run commands in the testbed")
             return EXIT_SETUP
-        # As autopkgtest reads it: unquote the word, split at commas, unquote each piece.
-        auxverb = [unquote(w) for w in unquote(reply[1]).split(",")]
+        auxverb = auxverb_of(reply[1])
         say(
             f"session open until {clock(until)} ({format_duration(duration)});"
             " exit the shell to end it sooner"

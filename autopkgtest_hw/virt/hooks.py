@@ -9,12 +9,12 @@ the ``hw:*``, ``hw-device=`` and ``hw-cpu=`` words of what arrived.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from .. import log, probe
 from ..backends import Backend, Passthrough
 from ..inventory import Device, Inventory
-from ..proxy import ExecuteCommandSource
+from ..proxy import ExecuteCommandSource, auxverb_of
 from ..render import describe_device
 from ..text import escape
 
@@ -77,7 +77,7 @@ class HardwareHooks:
         words = auxverb_reply.split()
         if words[:1] != ["ok"] or len(words) < 2:
             return self._fail(command, [f"print-execute-command replied {auxverb_reply!r}"], [])
-        auxverb = [unquote(w) for w in unquote(words[1]).split(",")]  # as autopkgtest
+        auxverb = auxverb_of(words[1])
         try:
             result = probe.run(auxverb, self.passthrough.nodes)
         except probe.ProbeError as exc:
