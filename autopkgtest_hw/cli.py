@@ -7,9 +7,10 @@ import importlib
 import sys
 from types import ModuleType
 
-from . import __version__, log
-from .argparser import Parser
-from .errors import Exit, HwError
+from autopkgtest_hw import __version__
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.argparser import Parser
+from autopkgtest_hw.base.errors import Exit, HwError
 
 #: Sub-command name -> module under autopkgtest_hw.commands.  Each module has
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; an

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _TREE = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--tree=")), None)
 sys.path.insert(0, str(Path(_TREE).resolve() if _TREE else ROOT))
 
-from autopkgtest_hw.inventory import Inventory  # noqa: E402
-from autopkgtest_hw.matcher import match  # noqa: E402
-from autopkgtest_hw.spec import parse  # noqa: E402
+from autopkgtest_hw.spec.inventory import Inventory  # noqa: E402
+from autopkgtest_hw.spec.language import parse  # noqa: E402
+from autopkgtest_hw.spec.matcher import match  # noqa: E402
 
 #: The examples of the spec language, with holes for random values.
 TEMPLATES = (

@@ -144,8 +144,8 @@ def main() -> None:
                 wait_consumers(broker.url, queue, args.devices * args.workers, workers)
             # The lock files exist once a device was locked; make them now so the
             # sampler knows their inodes (hwgpu opens the same files).
-            from autopkgtest_hw.allocate import lock_name
-            from autopkgtest_hw.inventory import Inventory
+            from autopkgtest_hw.locks.allocate import lock_name
+            from autopkgtest_hw.spec.inventory import Inventory
 
             lock_files = []
             for p in range(args.profiles):

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autopkgtest_hw.allocate import acquire  # noqa: E402
-from autopkgtest_hw.inventory import Device  # noqa: E402
-from autopkgtest_hw.keeper import Keeper  # noqa: E402
+from autopkgtest_hw.locks.allocate import acquire  # noqa: E402
+from autopkgtest_hw.locks.keeper import Keeper  # noqa: E402
+from autopkgtest_hw.spec.inventory import Device  # noqa: E402
 
 
 def median_ms(samples: list[float]) -> str:

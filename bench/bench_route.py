@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autopkgtest_hw.inventory import Cpu, Device, Inventory  # noqa: E402
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory  # noqa: E402
 
 GiB = 1 << 30
 SPECS = [

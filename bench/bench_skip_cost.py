@@ -121,7 +121,7 @@ def main() -> int:
     have_hwgpu = (
         shutil.which("autopkgtest-virt-hwgpu", path=f"{ROOT / 'virt-server'}:{VENV_BIN}")
         is not None
-        and (ROOT / "autopkgtest_hw" / "virtserver.py").is_file()
+        and (ROOT / "autopkgtest_hw" / "virt" / "server.py").is_file()
     )
     virt_hw = ["hwgpu", "unshare"] if have_hwgpu else ["unshare"]
     setup = "--setup-commands=apt-get update -q"

@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 import bench_detect  # noqa: E402
 import bench_virtserver  # noqa: E402
 
-from autopkgtest_hw.inventory import Inventory  # noqa: E402
+from autopkgtest_hw.spec.inventory import Inventory  # noqa: E402
 
 
 def timed(argv: Sequence[str], env: dict[str, str] | None = None) -> Callable[[], float]:

@@ -35,7 +35,7 @@ PAGES = [
     ),
     (
         "autopkgtest-virt-hwgpu",
-        "autopkgtest_hw.virtserver",
+        "autopkgtest_hw.virt.server",
         "autopkgtest virt server that passes GPUs into another virt server's testbed",
         ["autopkgtest-hw(1)", "autopkgtest(1)", "autopkgtest-virt-null(1)"],
     ),

@@ -1,1 +1,5 @@
-"""One module per ``autopkgtest-hw`` sub-command."""
+"""One module per ``autopkgtest-hw`` sub-command: parse, call the parts, render.
+
+May import: ``base``, ``spec``, ``detect``, ``locks``, ``virt``, ``source``,
+``fleet``, ``porterbox``.
+"""

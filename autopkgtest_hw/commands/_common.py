@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from .. import allocate
-from ..inventory import Inventory
+from autopkgtest_hw.locks import allocate
+from autopkgtest_hw.spec.inventory import Inventory
 
 
 def add_inventory_option(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def get_inventory(args: argparse.Namespace, machine_only: bool = False) -> Inven
     Raises InventoryError for an unreadable file.
     """
     if machine_only and not getattr(args, "inventory", None):
-        from ..detect import detect_machine
+        from autopkgtest_hw.detect import detect_machine
 
         return detect_machine()
     return get_inventory_and_origin(args)[0]
@@ -47,7 +47,7 @@ def get_inventory_and_origin(args: argparse.Namespace) -> tuple[Inventory, str]:
     """The inventory and where it came from: FROM_FILE, or ``detect``'s FROM_CACHE or DETECTED."""
     if getattr(args, "inventory", None):
         return Inventory.load(args.inventory), FROM_FILE
-    from ..detect import detect_host  # only when needed: it imports the detectors
+    from autopkgtest_hw.detect import detect_host  # only when needed: it imports the detectors
 
     return detect_host(use_cache=not getattr(args, "no_cache", False))
 

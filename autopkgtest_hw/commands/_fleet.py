@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-from ..archive import SourceEntry, read_source_tree, read_sources_index
-from ..broker import BrokerSettings, settings_from_debci
-from ..fleet import DEFAULT_FLEET, ENV_FLEET, Fleet, fleet_path, read_fleet
+from autopkgtest_hw.fleet.broker import BrokerSettings, settings_from_debci
+from autopkgtest_hw.fleet.profiles import DEFAULT_FLEET, ENV_FLEET, Fleet, fleet_path, read_fleet
+from autopkgtest_hw.source.archive import SourceEntry, read_source_tree, read_sources_index
 
 
 def add_fleet_option(parser: argparse.ArgumentParser) -> None:

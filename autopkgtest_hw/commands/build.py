@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import log
-from ..argparser import add_gpu_option, add_inner_arguments
-from ..build import BuildError, build, read_package, verdicts
-from ..errors import Exit
-from ..inventory import InventoryError
-from ._common import add_inventory_option, add_lock_options, get_inventory
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.commands._common import add_inventory_option, add_lock_options, get_inventory
+from autopkgtest_hw.source.build import BuildError, build, read_package, verdicts
+from autopkgtest_hw.spec.inventory import InventoryError
 
 HELP = "build a package with sbuild on this host's GPUs (refused where its hwspec does not hold)"
 

@@ -14,9 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import Exit
-from ..render import inventory_table
-from ._common import FROM_FILE, add_inventory_option, add_json_option, get_inventory_and_origin
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.commands._common import (
+    FROM_FILE,
+    add_inventory_option,
+    add_json_option,
+    get_inventory_and_origin,
+)
+from autopkgtest_hw.spec.render import inventory_table
 
 HELP = "show this machine's devices and which detectors ran"
 

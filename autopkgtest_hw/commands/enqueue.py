@@ -17,19 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import log
-from ..broker import BrokerError, connect
-from ..enqueue import DEFAULT_PRIORITY, RequestError, check_priority, publish_jobs, request_line
-from ..errors import Exit
-from ..text import safe
-from ._common import add_json_option
-from ._fleet import (
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import safe
+from autopkgtest_hw.commands._common import add_json_option
+from autopkgtest_hw.commands._fleet import (
     add_broker_options,
     add_fleet_option,
     add_package_options,
     broker_settings,
 )
-from .route import compute
+from autopkgtest_hw.commands.route import compute
+from autopkgtest_hw.fleet.broker import BrokerError, connect
+from autopkgtest_hw.fleet.enqueue import (
+    DEFAULT_PRIORITY,
+    RequestError,
+    check_priority,
+    publish_jobs,
+    request_line,
+)
 
 HELP = "route source packages and publish debci test requests to the fitting queues"
 

@@ -15,12 +15,12 @@ import argparse
 import json
 from dataclasses import asdict
 
-from .. import log
-from ..control import ControlReadError
-from ..errors import Exit
-from ..linter import SEVERITIES, Finding, lint_source
-from ..text import escape
-from ._common import add_json_option
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import escape
+from autopkgtest_hw.commands._common import add_json_option
+from autopkgtest_hw.source.control import ControlReadError
+from autopkgtest_hw.source.linter import SEVERITIES, Finding, lint_source
 
 HELP = "check the needs-hw: restrictions and XS-Requires-Hwspec of source packages"
 

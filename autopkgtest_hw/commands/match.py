@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import classes
-from ..errors import Exit
-from ..matcher import match
-from ..spec import parse
-from ..text import escape
-from ._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import escape
+from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.spec import classes
+from autopkgtest_hw.spec.language import parse
+from autopkgtest_hw.spec.matcher import match
 
 HELP = "check hardware specs against this machine"
 

@@ -21,12 +21,12 @@ import argparse
 import json
 import shlex
 
-from .. import log
-from ..control import ControlError, ControlReadError, read_source_package
-from ..errors import Exit
-from ..planner import Plan, make_plan
-from ..text import escape
-from ._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import escape
+from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.source.control import ControlError, ControlReadError, read_source_package
+from autopkgtest_hw.source.planner import Plan, make_plan
 
 HELP = "which tests would run here, and the --ignore-restrictions for plain autopkgtest"
 

@@ -23,14 +23,19 @@ import argparse
 import json
 import socket
 
-from .. import log
-from ..broker import BrokerError, connect
-from ..errors import Exit
-from ..fleet import Fleet, FleetError, Profile, check_host
-from ..inventory import InventoryError
-from ..text import safe
-from ._common import add_inventory_option, add_json_option, get_inventory
-from ._fleet import add_broker_options, add_fleet_option, broker_settings, load_fleet
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import safe
+from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.commands._fleet import (
+    add_broker_options,
+    add_fleet_option,
+    broker_settings,
+    load_fleet,
+)
+from autopkgtest_hw.fleet.broker import BrokerError, connect
+from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile, check_host
+from autopkgtest_hw.spec.inventory import InventoryError
 
 HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
 

@@ -18,11 +18,11 @@ import argparse
 import os
 import sys
 
-from .. import log
-from ..errors import Exit, UsageError
-from ..matcher import match
-from ..spec import SpecError, parse
-from ._common import add_inventory_option, get_inventory
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit, UsageError
+from autopkgtest_hw.commands._common import add_inventory_option, get_inventory
+from autopkgtest_hw.spec.language import SpecError, parse
+from autopkgtest_hw.spec.matcher import match
 
 HELP = "in a test: exit 77 unless the hardware specs hold, else run the command"
 

@@ -26,15 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import log
-from ..archive import ArchiveError
-from ..broker import BrokerError, connect
-from ..errors import Exit
-from ..fleet import Fleet, FleetError
-from ..route import Routing, route
-from ..text import safe
-from ._common import add_json_option
-from ._fleet import (
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import safe
+from autopkgtest_hw.commands._common import add_json_option
+from autopkgtest_hw.commands._fleet import (
     add_broker_options,
     add_fleet_option,
     add_package_options,
@@ -42,6 +38,10 @@ from ._fleet import (
     entries,
     load_fleet,
 )
+from autopkgtest_hw.fleet.broker import BrokerError, connect
+from autopkgtest_hw.fleet.profiles import Fleet, FleetError
+from autopkgtest_hw.fleet.route import Routing, route
+from autopkgtest_hw.source.archive import ArchiveError
 
 HELP = "route source packages to the fleet profiles whose hardware fits"
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..adt_compat import ENV_AUTOPKGTEST
-from ..errors import Exit, UsageError
-from ..runner import run_autopkgtest
+from autopkgtest_hw.base.errors import Exit, UsageError
+from autopkgtest_hw.source.adt_compat import ENV_AUTOPKGTEST
+from autopkgtest_hw.source.runner import run_autopkgtest
 
 HELP = "run autopkgtest with needs-hw: restrictions checked against the testbed's hardware"
 

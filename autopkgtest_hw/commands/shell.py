@@ -19,11 +19,12 @@ import argparse
 import os
 import sys
 
-from .. import log, session
-from ..argparser import add_gpu_option, add_inner_arguments
-from ..duration import format_duration, parse_duration
-from ..errors import Exit
-from ._common import add_lock_options
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
+from autopkgtest_hw.base.duration import format_duration, parse_duration
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.commands._common import add_lock_options
+from autopkgtest_hw.porterbox import session
 
 HELP = "an interactive shell in a testbed with the GPUs passed in, for a limited time"
 
@@ -76,7 +77,7 @@ def site_max_for() -> float:
 
 
 def virt_argv(args: argparse.Namespace, hold_for: float) -> list[str]:
-    argv = [sys.executable, "-m", "autopkgtest_hw.virtserver"]
+    argv = [sys.executable, "-m", "autopkgtest_hw.virt.server"]
     if getattr(args, "debug", False):
         argv.append("--debug")
     for sel in args.gpu:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import allocate, log
-from ..errors import Exit
-from ..inventory import InventoryError
-from ..lockstate import HELD, UNLOCKED, DeviceState, device_states
-from ..text import safe
-from ._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.text import safe
+from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
+from autopkgtest_hw.locks import allocate
+from autopkgtest_hw.locks.lockstate import HELD, UNLOCKED, DeviceState, device_states
+from autopkgtest_hw.spec.inventory import InventoryError
 
 HELP = "show which devices are free, held (by whom, until when) or waited for"
 

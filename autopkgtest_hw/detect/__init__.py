@@ -15,6 +15,8 @@ fingerprint says nothing changed.
 
 A detector never raises: a missing library or driver is reported as
 ``unavailable`` with the reason, anything unexpected as ``error``.
+
+May import: ``base``, ``spec``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .. import log
-from ..inventory import Cpu, DetectorReport, Device, Inventory
-from . import cache
-from .base import ERROR, UNAVAILABLE, registered
-from .merge import classify, merge
+from autopkgtest_hw.base import log
+from autopkgtest_hw.detect import cache
+from autopkgtest_hw.detect.base import ERROR, UNAVAILABLE, registered
+from autopkgtest_hw.detect.merge import classify, merge
+from autopkgtest_hw.spec.inventory import Cpu, DetectorReport, Device, Inventory
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")  # detectors register on import

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .. import log
-from ..inventory import DetectorReport, Device
+from autopkgtest_hw.base import log
+from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 OK = "ok"
 UNAVAILABLE = "unavailable"

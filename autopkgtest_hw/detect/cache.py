@@ -39,8 +39,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import __version__, log
-from ..inventory import Inventory, InventoryError
+from autopkgtest_hw import __version__
+from autopkgtest_hw.base import log
+from autopkgtest_hw.spec.inventory import Inventory, InventoryError
 
 #: Overrides where the cache lives (tests; hosts with an unusual layout).
 DIR_ENV = "AUTOPKGTEST_HW_CACHE_DIR"

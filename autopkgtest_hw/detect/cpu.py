@@ -7,8 +7,8 @@ import platform
 import subprocess
 from collections.abc import Iterable
 
-from ..inventory import Cpu, DetectorReport
-from .base import OK, detector, plural
+from autopkgtest_hw.detect.base import OK, detector, plural
+from autopkgtest_hw.spec.inventory import Cpu, DetectorReport
 
 NAME = "cpu"
 

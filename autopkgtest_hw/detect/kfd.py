@@ -6,7 +6,7 @@ import glob
 import os
 from dataclasses import dataclass
 
-from ..hardware import address_from_devfn
+from autopkgtest_hw.spec.hardware import address_from_devfn
 
 TOPOLOGY = "/sys/class/kfd/kfd/topology/nodes"
 

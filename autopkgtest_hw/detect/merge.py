@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .. import classes as hw
-from ..inventory import Device
-from .base import registered
+from autopkgtest_hw.detect.base import registered
+from autopkgtest_hw.spec import classes as hw
+from autopkgtest_hw.spec.inventory import Device
 
 #: Lists that several detectors add to (VA-API and NVML both tell encoders).
 _UNION_FIELDS = (

@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..hardware import NVIDIA_SHARED_NODES, normalise_address
-from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, detector, no_devices, optional_module, plural
+from autopkgtest_hw.detect.base import (
+    OK,
+    Unavailable,
+    detector,
+    no_devices,
+    optional_module,
+    plural,
+)
+from autopkgtest_hw.spec.hardware import NVIDIA_SHARED_NODES, normalise_address
+from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "nvml"
 

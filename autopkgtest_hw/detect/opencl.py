@@ -5,9 +5,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..hardware import PCI_VENDORS, address_from_devfn, address_from_parts, vendor_name
-from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, detector, no_devices, one_line, optional_module, plural
+from autopkgtest_hw.detect.base import (
+    OK,
+    Unavailable,
+    detector,
+    no_devices,
+    one_line,
+    optional_module,
+    plural,
+)
+from autopkgtest_hw.spec.hardware import (
+    PCI_VENDORS,
+    address_from_devfn,
+    address_from_parts,
+    vendor_name,
+)
+from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "opencl"
 

@@ -11,7 +11,16 @@ import os
 import re
 from typing import Any
 
-from ..hardware import (
+from autopkgtest_hw.detect import kfd
+from autopkgtest_hw.detect.base import (
+    OK,
+    Unavailable,
+    detector,
+    no_devices,
+    optional_module,
+    plural,
+)
+from autopkgtest_hw.spec.hardware import (
     ACCELERATOR_CLASS,
     DISPLAY_CLASS,
     GPU_DRIVERS,
@@ -21,9 +30,7 @@ from ..hardware import (
     base_class,
     vendor_name,
 )
-from ..inventory import DetectorReport, Device
-from . import kfd
-from .base import OK, Unavailable, detector, no_devices, optional_module, plural
+from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "udev"
 

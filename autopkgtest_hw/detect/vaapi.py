@@ -15,9 +15,9 @@ import re
 import shutil
 import subprocess
 
-from ..hardware import normalise_address
-from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, detector, no_devices, plural
+from autopkgtest_hw.detect.base import OK, Unavailable, detector, no_devices, plural
+from autopkgtest_hw.spec.hardware import normalise_address
+from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "vaapi"
 TIMEOUT = 10  # seconds per render node

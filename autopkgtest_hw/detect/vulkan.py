@@ -14,9 +14,9 @@ import re
 import shutil
 import subprocess
 
-from ..hardware import vendor_name
-from ..inventory import DetectorReport, Device
-from .base import OK, Unavailable, detector, no_devices, plural
+from autopkgtest_hw.detect.base import OK, Unavailable, detector, no_devices, plural
+from autopkgtest_hw.spec.hardware import vendor_name
+from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "vulkan"
 TIMEOUT = 20  # seconds; vulkaninfo loads every ICD

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from .. import log, probe
-from ..backends import Backend, Passthrough
-from ..inventory import Device, Inventory
-from ..proxy import ExecuteCommandSource, auxverb_of
-from ..render import describe_device
-from ..text import escape
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.text import escape
+from autopkgtest_hw.spec.inventory import Device, Inventory
+from autopkgtest_hw.spec.render import describe_device
+from autopkgtest_hw.virt import probe
+from autopkgtest_hw.virt.backends import Backend, Passthrough
+from autopkgtest_hw.virt.proxy import ExecuteCommandSource, auxverb_of
 
 #: The failure word of a reply to open/revert/reboot whose devices are not in the testbed.
 PASSTHROUGH_FAILED = "hw-passthrough-failed"

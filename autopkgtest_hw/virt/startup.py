@@ -11,8 +11,13 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .. import allocate, log
-from ..backends import (
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.errors import StartupError
+from autopkgtest_hw.locks import allocate
+from autopkgtest_hw.locks.holders import Holder
+from autopkgtest_hw.spec.inventory import Device, Inventory, InventoryError
+from autopkgtest_hw.spec.render import describe_device
+from autopkgtest_hw.virt.backends import (
     Backend,
     FallbackBackend,
     HostPaths,
@@ -20,11 +25,7 @@ from ..backends import (
     PassthroughError,
     backend_class,
 )
-from ..backends.base import VIRT_PREFIX, kind_of
-from ..errors import StartupError
-from ..holders import Holder
-from ..inventory import Device, Inventory, InventoryError
-from ..render import describe_device
+from autopkgtest_hw.virt.backends.base import VIRT_PREFIX, kind_of
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def load_inventory(path: str | None, use_cache: bool = True) -> Inventory:
             return Inventory.load(path)
         except InventoryError as exc:
             raise StartupError(str(exc)) from None
-    from ..detect import detect_host  # only when needed: it imports the detectors
+    from autopkgtest_hw.detect import detect_host  # only when needed: it imports the detectors
 
     return detect_host(use_cache)[0]
 

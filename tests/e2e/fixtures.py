@@ -26,8 +26,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from autopkgtest_hw.allocate import lock_name
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.locks.allocate import lock_name
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VIRT_DIR = ROOT / "virt-server"
@@ -377,4 +377,4 @@ def write_inventory(path: Path, devices: list[dict[str, object]]) -> Path:
 def have_hwgpu() -> bool:
     """Whether autopkgtest-virt-hwgpu is there (it is being written alongside)."""
     found = shutil.which("autopkgtest-virt-hwgpu", path=hw_env(None)["PATH"])
-    return found is not None and importlib.util.find_spec("autopkgtest_hw.virtserver") is not None
+    return found is not None and importlib.util.find_spec("autopkgtest_hw.virt.server") is not None

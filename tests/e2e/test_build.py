@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.allocate import lock_name
-from autopkgtest_hw.inventory import Cpu, Device
+from autopkgtest_hw.locks.allocate import lock_name
+from autopkgtest_hw.spec.inventory import Cpu, Device
 
 from .fixtures import (
     HAVE_AUTOPKGTEST,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import probe
-from autopkgtest_hw.backends.null import NullBackend
-from autopkgtest_hw.backends.podman import PodmanBackend
-from autopkgtest_hw.backends.unshare import UnshareBackend
-from autopkgtest_hw.keeper import INNER_GRACE
+from autopkgtest_hw.locks.keeper import INNER_GRACE
+from autopkgtest_hw.virt import probe
+from autopkgtest_hw.virt.backends.null import NullBackend
+from autopkgtest_hw.virt.backends.podman import PodmanBackend
+from autopkgtest_hw.virt.backends.unshare import UnshareBackend
 
 from . import test_virtserver_testbeds as testbeds
 from .fixtures import (

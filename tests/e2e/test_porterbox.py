@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from autopkgtest_hw import holders
-from autopkgtest_hw.allocate import lock_name
+from autopkgtest_hw.locks import holders
+from autopkgtest_hw.locks.allocate import lock_name
 
 from .fixtures import (
     GONE_WITHIN,
@@ -195,7 +195,9 @@ def test_hangup_or_sigterm_ends_the_session_and_frees_everything(
     child = spawn_shell(tmp_path, inv, "--for", "30m", "--", "null")
     job = start_background_job(child)
     [virt] = [
-        p for p in children(child.pid) if "virtserver" in Path(f"/proc/{p}/cmdline").read_text()
+        p
+        for p in children(child.pid)
+        if "autopkgtest_hw.virt.server" in Path(f"/proc/{p}/cmdline").read_text()
     ]
     assert not lock_is_free(lock)
     if how == "hangup":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.spec.inventory import Inventory
 
 from .fixtures import (
     POCL_CPU,

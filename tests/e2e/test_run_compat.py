@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from autopkgtest_hw import adt_compat
-from autopkgtest_hw.adt_compat import AdtCompatError, hardware_verdict, locate
-from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.source import adt_compat
+from autopkgtest_hw.source.adt_compat import AdtCompatError, hardware_verdict, locate
+from autopkgtest_hw.spec.inventory import Inventory
 
 from .fixtures import POCL_CPU, TESLA_T4, write_inventory
 
@@ -22,7 +22,7 @@ NO_INVENTORY = "testbed advertises no hardware inventory (run it through autopkg
 #: testdesc and call Test.check_testbed_compat as parse_debian_source does.
 PROBE = """
 import json, sys
-from autopkgtest_hw import adt_compat
+from autopkgtest_hw.source import adt_compat
 at = adt_compat.locate(sys.argv[1] or None)
 adt_compat.install(at)
 adt_compat.install(at)  # a second time changes nothing
@@ -175,7 +175,7 @@ def test_locate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 #: needs-hw: check installed; every SKIP it reports, and the tests it keeps.
 ARCH_PROBE = """
 import json, sys
-from autopkgtest_hw import adt_compat
+from autopkgtest_hw.source import adt_compat
 at = adt_compat.locate(sys.argv[1] or None)
 adt_compat.install(at)
 import testdesc
@@ -238,9 +238,9 @@ ARCH_CASES = [
 def test_architecture_skips_before_needs_hw_in_run_and_plan_says_the_same(
     tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
-    from autopkgtest_hw import architecture
-    from autopkgtest_hw.control import read_source_package
-    from autopkgtest_hw.planner import make_plan
+    from autopkgtest_hw.source import architecture
+    from autopkgtest_hw.source.control import read_source_package
+    from autopkgtest_hw.source.planner import make_plan
 
     src = tmp_path / "src"
     (src / "debian" / "tests").mkdir(parents=True)

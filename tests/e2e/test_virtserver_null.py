@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.spec.inventory import Inventory
 
 from .fixtures import (
     autopkgtest,

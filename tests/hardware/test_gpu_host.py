@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from autopkgtest_hw.detect import detect_inventory
-from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.spec.inventory import Inventory
 
 
 def _nvidia_reason() -> str | None:

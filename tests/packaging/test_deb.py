@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import cli, virtserver
+from autopkgtest_hw import cli
+from autopkgtest_hw.virt import server as virtserver
 
 from .conftest import ROOT, Built, system_env
 
@@ -130,7 +131,7 @@ def test_files_in_the_package(extracted: Path) -> None:
         "usr/bin/autopkgtest-virt-hwgpu",
         "usr/share/man/man1/autopkgtest-hw.1.gz",
         "usr/share/man/man1/autopkgtest-virt-hwgpu.1.gz",
-        "usr/lib/python3/dist-packages/autopkgtest_hw/virtserver.py",
+        "usr/lib/python3/dist-packages/autopkgtest_hw/virt/server.py",
         "usr/share/doc/autopkgtest-hw/copyright",
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/debian/tests/control",
         "usr/share/doc/autopkgtest-hw/examples/hwdemo/hwdemo-vadd",

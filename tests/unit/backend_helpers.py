@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autopkgtest_hw.backends import Backend, HostPaths, kind_of
-from autopkgtest_hw.inventory import Device, Inventory
+from autopkgtest_hw.spec.inventory import Device, Inventory
+from autopkgtest_hw.virt.backends import Backend, HostPaths, kind_of
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 UNSHARE_528 = "/usr/bin/autopkgtest-virt-unshare"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
 
 GiB = 1 << 30
 

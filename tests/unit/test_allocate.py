@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.allocate import AllocationError, acquire, holders, lock_name, select
-from autopkgtest_hw.inventory import Device, Inventory
+from autopkgtest_hw.locks.allocate import AllocationError, acquire, holders, lock_name, select
+from autopkgtest_hw.spec.inventory import Device, Inventory
 
 
 def gpu(i: int, **kw: object) -> Device:

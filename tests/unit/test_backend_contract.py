@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from autopkgtest_hw.backends import (
+from autopkgtest_hw.spec.inventory import Device
+from autopkgtest_hw.virt.backends import (
     Availability,
     Backend,
     FallbackBackend,
     Passthrough,
     backend_class,
 )
-from autopkgtest_hw.backends.base import append_args
-from autopkgtest_hw.inventory import Device
+from autopkgtest_hw.virt.backends.base import append_args
 
 from .backend_helpers import make
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from autopkgtest_hw.backends import FallbackBackend, backend_class
-from autopkgtest_hw.probe import ProbeResult
+from autopkgtest_hw.virt.backends import FallbackBackend, backend_class
+from autopkgtest_hw.virt.probe import ProbeResult
 
 from .backend_helpers import make, nvidia
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.backends import HostPaths
-from autopkgtest_hw.backends.podman import PodmanBackend, cdi_name
+from autopkgtest_hw.virt.backends import HostPaths
+from autopkgtest_hw.virt.backends.podman import PodmanBackend, cdi_name
 
 from .backend_helpers import amd, make, nvidia
 

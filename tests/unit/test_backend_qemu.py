@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.backends import HostPaths, PassthroughError
-from autopkgtest_hw.backends.qemu import QemuBackend, merge_qemu_options
-from autopkgtest_hw.inventory import Device
-from autopkgtest_hw.probe import PciFunction, ProbeResult
+from autopkgtest_hw.spec.inventory import Device
+from autopkgtest_hw.virt.backends import HostPaths, PassthroughError
+from autopkgtest_hw.virt.backends.qemu import QemuBackend, merge_qemu_options
+from autopkgtest_hw.virt.probe import PciFunction, ProbeResult
 
 from .backend_helpers import DATA, make, nvidia
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.backends import PassthroughError
-from autopkgtest_hw.backends.unshare import UnshareBackend, binds_files
+from autopkgtest_hw.virt.backends import PassthroughError
+from autopkgtest_hw.virt.backends.unshare import UnshareBackend, binds_files
 
 from .backend_helpers import UNSHARE_528, amd, make, nvidia
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.build import BuildError, read_package, sbuild_argv, verdicts
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.source.build import BuildError, read_package, sbuild_argv, verdicts
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 POCL = Device(classes=("opencl",), vendor="amd", model="pthread", opencl_type="cpu")

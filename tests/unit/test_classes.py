@@ -1,4 +1,4 @@
-"""The class table (autopkgtest_hw/classes.py) is whole: every entry is wired through.
+"""The class table (autopkgtest_hw/spec/classes.py) is whole: every entry is wired through.
 
 A class or key added there must parse, match and explain itself without any
 other list to update; these tests fail when an entry names something that
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from autopkgtest_hw import classes
 from autopkgtest_hw.detect import DETECTORS
 from autopkgtest_hw.detect.base import registered
 from autopkgtest_hw.detect.merge import priority
-from autopkgtest_hw.inventory import Inventory
-from autopkgtest_hw.matcher import match
-from autopkgtest_hw.spec import SpecError, parse
+from autopkgtest_hw.spec import classes
+from autopkgtest_hw.spec.inventory import Inventory
+from autopkgtest_hw.spec.language import SpecError, parse
+from autopkgtest_hw.spec.matcher import match
 
 #: A valid value of each key type.
 SAMPLE = {

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autopkgtest_hw.control import (
+from autopkgtest_hw.source.control import (
     ControlError,
     ControlReadError,
     read_paragraphs,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import bounds
-from autopkgtest_hw.control import (
+from autopkgtest_hw.base import bounds
+from autopkgtest_hw.source.control import (
     ControlError,
     ControlReadError,
     read_source_package,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.detect import cpu
-from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.spec.inventory import Inventory
 
 X86 = """\
 processor\t: 0

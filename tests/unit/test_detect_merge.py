@@ -6,7 +6,7 @@ import pytest
 
 from autopkgtest_hw.detect import detect_inventory
 from autopkgtest_hw.detect.merge import classify, merge
-from autopkgtest_hw.inventory import Device, Inventory
+from autopkgtest_hw.spec.inventory import Device, Inventory
 
 from .devices import NVML_H100_SEEN as NVML_H100
 from .devices import OPENCL_H100_SEEN as OPENCL_H100

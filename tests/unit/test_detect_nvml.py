@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.inventory import Inventory
+from autopkgtest_hw.spec.inventory import Inventory
 from tests.nvml_stub import nvml_stub  # noqa: F401  (the fixture)
 from tests.unit.test_detect_udev import detect, report, run_cli, verdict
 

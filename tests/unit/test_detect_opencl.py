@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.detect import detect_inventory, opencl
-from autopkgtest_hw.inventory import Device, Inventory
+from autopkgtest_hw.spec.inventory import Device, Inventory
 
 cl = pytest.importorskip("pyopencl", reason="pyopencl is not installed")
 CLI = Path(sys.executable).with_name("autopkgtest-hw")

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autopkgtest_hw.inventory import Cpu, DetectorReport, Inventory
-from autopkgtest_hw.render import describe_device, inventory_table
+from autopkgtest_hw.spec.inventory import Cpu, DetectorReport, Inventory
+from autopkgtest_hw.spec.render import describe_device, inventory_table
 
 from .devices import H100_PCIE as H100
 from .devices import POCL_DETECTED as POCL

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.inventory import Device, Inventory
-from autopkgtest_hw.matcher import match
-from autopkgtest_hw.spec import parse
+from autopkgtest_hw.spec.inventory import Device, Inventory
+from autopkgtest_hw.spec.language import parse
+from autopkgtest_hw.spec.matcher import match
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 GiB = 1 << 30

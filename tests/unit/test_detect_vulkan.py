@@ -9,9 +9,9 @@ import pytest
 
 from autopkgtest_hw.detect import detect_inventory, vulkan
 from autopkgtest_hw.detect.merge import classify, merge
-from autopkgtest_hw.inventory import Device, Inventory
-from autopkgtest_hw.matcher import match
-from autopkgtest_hw.spec import parse
+from autopkgtest_hw.spec.inventory import Device, Inventory
+from autopkgtest_hw.spec.language import parse
+from autopkgtest_hw.spec.matcher import match
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vulkaninfo"
 

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from autopkgtest_hw import cli, virtserver
+from autopkgtest_hw import cli
+from autopkgtest_hw.virt import server as virtserver
 
 from ..conftest import ROOT
 

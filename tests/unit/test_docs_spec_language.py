@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from autopkgtest_hw.inventory import Inventory
-from autopkgtest_hw.matcher import match
-from autopkgtest_hw.spec import parse
+from autopkgtest_hw.spec.inventory import Inventory
+from autopkgtest_hw.spec.language import parse
+from autopkgtest_hw.spec.matcher import match
 
 from ..conftest import ROOT, console_transcripts
 

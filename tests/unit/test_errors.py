@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from autopkgtest_hw.adt_compat import AdtCompatError
-from autopkgtest_hw.allocate import AllocationError
-from autopkgtest_hw.backends import PassthroughError
-from autopkgtest_hw.control import ControlError, ControlReadError
-from autopkgtest_hw.errors import Exit, HwError, StartupError, UsageError
-from autopkgtest_hw.inventory import InventoryError
-from autopkgtest_hw.probe import ProbeError
-from autopkgtest_hw.proxy import InnerDied
-from autopkgtest_hw.spec import SpecError
+from autopkgtest_hw.base.errors import Exit, HwError, StartupError, UsageError
+from autopkgtest_hw.locks.allocate import AllocationError
+from autopkgtest_hw.source.adt_compat import AdtCompatError
+from autopkgtest_hw.source.control import ControlError, ControlReadError
+from autopkgtest_hw.spec.inventory import InventoryError
+from autopkgtest_hw.spec.language import SpecError
+from autopkgtest_hw.virt.backends import PassthroughError
+from autopkgtest_hw.virt.probe import ProbeError
+from autopkgtest_hw.virt.proxy import InnerDied
 
 
 @pytest.mark.parametrize(

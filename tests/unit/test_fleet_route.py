@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from autopkgtest_hw.archive import arch_matches, read_source_tree, read_sources_index
 from autopkgtest_hw.cli import main
-from autopkgtest_hw.enqueue import RequestError, request_line
-from autopkgtest_hw.fleet import FleetError, read_fleet
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
-from autopkgtest_hw.route import route
+from autopkgtest_hw.fleet.enqueue import RequestError, request_line
+from autopkgtest_hw.fleet.profiles import FleetError, read_fleet
+from autopkgtest_hw.fleet.route import route
+from autopkgtest_hw.source.archive import arch_matches, read_source_tree, read_sources_index
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
 
 GiB = 1 << 30
 
@@ -383,7 +383,7 @@ def test_matrix_tests_each_distinct_hardware_once(tmp_path: Path) -> None:
 
 
 def test_broker_settings_never_show_the_password() -> None:
-    from autopkgtest_hw.broker import BrokerError, BrokerSettings, check_queue_name
+    from autopkgtest_hw.fleet.broker import BrokerError, BrokerSettings, check_queue_name
 
     s = BrokerSettings(url="amqp://debci:s3cret@broker.example.org:5672/%2F")
     assert "s3cret" not in s.display and "debci:*********@broker" in s.display

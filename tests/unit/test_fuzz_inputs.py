@@ -17,9 +17,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autopkgtest_hw.control import ControlError, read_source_control, read_tests_control
-from autopkgtest_hw.inventory import Inventory, InventoryError
-from autopkgtest_hw.render import describe_device, inventory_table
+from autopkgtest_hw.source.control import ControlError, read_source_control, read_tests_control
+from autopkgtest_hw.spec.inventory import Inventory, InventoryError
+from autopkgtest_hw.spec.render import describe_device, inventory_table
 
 from .fuzzing import fuzz_settings
 

@@ -20,10 +20,10 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autopkgtest_hw import classes
-from autopkgtest_hw.inventory import Cpu, Inventory
-from autopkgtest_hw.matcher import match, unanswerable
-from autopkgtest_hw.spec import SpecError, parse
+from autopkgtest_hw.spec import classes
+from autopkgtest_hw.spec.inventory import Cpu, Inventory
+from autopkgtest_hw.spec.language import SpecError, parse
+from autopkgtest_hw.spec.matcher import match, unanswerable
 
 from .devices import ARC, CPU, H100_OPENCL, MI210, POCL, T4
 

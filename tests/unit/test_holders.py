@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import holders, tickets
-from autopkgtest_hw.allocate import AllocationError, acquire, lock_name
-from autopkgtest_hw.duration import format_duration, parse_duration
-from autopkgtest_hw.holders import Holder, format_record, parse_record
-from autopkgtest_hw.inventory import Device
+from autopkgtest_hw.base.duration import format_duration, parse_duration
+from autopkgtest_hw.locks import holders, tickets
+from autopkgtest_hw.locks.allocate import AllocationError, acquire, lock_name
+from autopkgtest_hw.locks.holders import Holder, format_record, parse_record
+from autopkgtest_hw.spec.inventory import Device
 
 ME = holders.user_name(os.getuid())
 GPU = Device(classes=("gpu",), model="GPU 0", pci_address="0000:01:00.0", device_nodes=("/x",))
@@ -104,7 +104,7 @@ def test_a_waiter_that_asked_first_is_served_first(tmp_path: Path) -> None:
 def test_tickets_are_ordered_and_a_dead_waiters_ticket_is_ignored(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
-        "from autopkgtest_hw import tickets, holders\n"
+        "from autopkgtest_hw.locks import tickets, holders\n"
         f"t = tickets.Ticket({str(tmp_path)!r}, ['a.lock'], holders.for_this_process())\n"
         "print(t.number, flush=True)\n"
         "time.sleep(600)\n"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from autopkgtest_hw.inventory import SCHEMA_VERSION, Inventory, InventoryError
+from autopkgtest_hw.spec.inventory import SCHEMA_VERSION, Inventory, InventoryError
 
 from .devices import CPU, MI210, POCL, inv
 from .devices import H100_OPENCL as H100

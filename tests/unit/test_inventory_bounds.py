@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import bounds
-from autopkgtest_hw.allocate import AllocationError, select
-from autopkgtest_hw.inventory import Device, Inventory, InventoryError
+from autopkgtest_hw.base import bounds
+from autopkgtest_hw.locks.allocate import AllocationError, select
+from autopkgtest_hw.spec.inventory import Device, Inventory, InventoryError
 
 from .test_allocate import INV
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.detect import cache
-from autopkgtest_hw.inventory import Cpu, DetectorReport, Device, Inventory
+from autopkgtest_hw.spec.inventory import Cpu, DetectorReport, Device, Inventory
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -10,10 +10,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from autopkgtest_hw import keeper as keeper_mod
-from autopkgtest_hw.allocate import AllocationError, acquire, lock_name
-from autopkgtest_hw.inventory import Device
-from autopkgtest_hw.keeper import Keeper
+from autopkgtest_hw.locks import keeper as keeper_mod
+from autopkgtest_hw.locks.allocate import AllocationError, acquire, lock_name
+from autopkgtest_hw.locks.keeper import Keeper
+from autopkgtest_hw.spec.inventory import Device
 from autopkgtest_hw.virt.hooks import HardwareHooks
 
 GPU = Device(classes=("gpu",), uuid="GPU-keeper", device_nodes=("/dev/null",))

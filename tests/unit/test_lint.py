@@ -85,7 +85,7 @@ def test_fixes_are_specs_that_parse(
     assert errors[0]["line"] == 2
     assert errors[0]["fix"] == fix
     if fix:
-        from autopkgtest_hw.spec import parse
+        from autopkgtest_hw.spec.language import parse
 
         parse(fix)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.allocate import AllocationError, acquire, holders, lock_name
-from autopkgtest_hw.inventory import Device
+from autopkgtest_hw.locks.allocate import AllocationError, acquire, holders, lock_name
+from autopkgtest_hw.spec.inventory import Device
 from tests.unit.hostile import User, is_root, local_user
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="creates a local user (needs root)")
@@ -154,8 +154,8 @@ def test_a_lock_file_root_made_is_usable_by_users_of_the_device(area: Path, user
     acquire([gpu], None, str(locks)).release()
     r = user.run(
         "import sys\n"
-        "from autopkgtest_hw.allocate import acquire\n"
-        "from autopkgtest_hw.inventory import Device\n"
+        "from autopkgtest_hw.locks.allocate import acquire\n"
+        "from autopkgtest_hw.spec.inventory import Device\n"
         "d = Device(classes=('gpu',), uuid=sys.argv[2], device_nodes=(sys.argv[3],))\n"
         "acquire([d], None, sys.argv[1]).release()\n"
         "print('locked')\n",

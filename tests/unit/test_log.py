@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from autopkgtest_hw import log
+from autopkgtest_hw.base import log
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from autopkgtest_hw.inventory import Inventory
-from autopkgtest_hw.matcher import match
-from autopkgtest_hw.spec import parse
+from autopkgtest_hw.spec.inventory import Inventory
+from autopkgtest_hw.spec.language import parse
+from autopkgtest_hw.spec.matcher import match
 
 from .devices import ARC, CPU, MI210, POCL, T4, inv
 from .devices import H100_OPENCL as H100
@@ -131,7 +131,7 @@ def test_cpu_reason():
 
 
 def test_reason_names_an_unavailable_detector():
-    from autopkgtest_hw.inventory import DetectorReport
+    from autopkgtest_hw.spec.inventory import DetectorReport
 
     reports = (
         DetectorReport("nvml", "unavailable", "NVML Shared Library Not Found"),

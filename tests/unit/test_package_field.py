@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import architecture, build
 from autopkgtest_hw.cli import main
-from autopkgtest_hw.control import read_source_package
-from autopkgtest_hw.coverage import compatible, implies
-from autopkgtest_hw.inventory import Inventory
-from autopkgtest_hw.planner import make_plan, package_requirement
-from autopkgtest_hw.spec import parse
+from autopkgtest_hw.source import architecture, build
+from autopkgtest_hw.source.control import read_source_package
+from autopkgtest_hw.source.planner import make_plan, package_requirement
+from autopkgtest_hw.spec.coverage import compatible, implies
+from autopkgtest_hw.spec.inventory import Inventory
+from autopkgtest_hw.spec.language import parse
 
 from .devices import CPU, MI210, T4
 from .test_lint import make_source

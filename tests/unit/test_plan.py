@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.cli import main
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
 
 from ..conftest import console_transcripts
 from .devices import CPU, H100, POCL

@@ -10,9 +10,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from autopkgtest_hw import probe
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
-from autopkgtest_hw.virtserver import build_parser
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.virt import probe
+from autopkgtest_hw.virt.server import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HWGPU = ROOT / "virt-server" / "autopkgtest-virt-hwgpu"

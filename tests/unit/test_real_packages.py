@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw import planner
 from autopkgtest_hw.cli import main
-from autopkgtest_hw.control import read_source_package
-from autopkgtest_hw.inventory import Inventory
-from autopkgtest_hw.planner import make_plan, package_admits, package_requirement
+from autopkgtest_hw.source import planner
+from autopkgtest_hw.source.control import read_source_package
+from autopkgtest_hw.source.planner import make_plan, package_admits, package_requirement
+from autopkgtest_hw.spec.inventory import Inventory
 
 from ..conftest import ROOT
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hwdemo"

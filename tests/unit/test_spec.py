@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autopkgtest_hw.spec import SpecError, parse, parse_size, parse_version
+from autopkgtest_hw.spec.language import SpecError, parse, parse_size, parse_version
 
 # Every example of the spec document, with the reading it must have:
 # (token, class of each alternative, {key: (op, values)} of the first alternative)

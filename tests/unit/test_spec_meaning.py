@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autopkgtest_hw import rocm
 from autopkgtest_hw.detect.merge import classify
-from autopkgtest_hw.inventory import Cpu, Device, Inventory
-from autopkgtest_hw.matcher import _Glob, match, unanswerable
-from autopkgtest_hw.spec import SpecError, parse
+from autopkgtest_hw.spec import rocm
+from autopkgtest_hw.spec.inventory import Cpu, Device, Inventory
+from autopkgtest_hw.spec.language import SpecError, parse
+from autopkgtest_hw.spec.matcher import _Glob, match, unanswerable
 
 from .devices import CPU, H100_OPENCL, MI210, T4, inv
 
@@ -97,7 +97,7 @@ def test_any_size_not_satisfied_differs_from_the_asked_one(memory: int, unit: st
 
 
 def parse_bytes(text: str) -> int:
-    from autopkgtest_hw.sizes import parse_size
+    from autopkgtest_hw.spec.sizes import parse_size
 
     return parse_size(text)
 

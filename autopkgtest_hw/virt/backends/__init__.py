@@ -1,0 +1,43 @@
+"""One passthrough adapter per kind of inner virt server, found by the server's name.
+
+Every adapter implements the :class:`Backend` contract (``plan`` and
+``available``); importing this package registers them all.
+
+``autopkgtest-virt-podman+rocm`` and ``podman+rocm`` both map to ``podman``;
+a name no adapter knows gets :class:`FallbackBackend` (nothing passed, with a
+warning).
+"""
+
+from __future__ import annotations
+
+from autopkgtest_hw.virt.backends import null, podman, qemu, unshare
+from autopkgtest_hw.virt.backends.base import (
+    Availability,
+    Backend,
+    HostPaths,
+    Passthrough,
+    PassthroughError,
+    kind_of,
+)
+from autopkgtest_hw.virt.backends.fallback import FallbackBackend
+
+
+def backend_class(inner: str) -> type[Backend]:
+    """The adapter class for an inner server name or path."""
+    return Backend.registry.get(kind_of(inner), FallbackBackend)
+
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "FallbackBackend",
+    "HostPaths",
+    "Passthrough",
+    "PassthroughError",
+    "backend_class",
+    "kind_of",
+    "null",
+    "podman",
+    "qemu",
+    "unshare",
+]

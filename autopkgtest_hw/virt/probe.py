@@ -1,0 +1,192 @@
+"""Look inside a testbed with plain POSIX sh: its CPU, RAM, architecture and device nodes.
+
+The testbed may have no Python, so the probe is one ``sh -c`` script run
+through the inner server's auxverb (the ``print-execute-command`` reply).  It
+prints sections that :func:`parse` reads back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from autopkgtest_hw.base.errors import HwError
+from autopkgtest_hw.detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo, parse_memtotal
+from autopkgtest_hw.spec.inventory import Cpu
+
+#: Node states the script reports.
+PRESENT = "char"
+NOT_CHAR = "not-char"
+MISSING = "missing"
+
+#: Sections: the CPU of the testbed, then one line per node asked for (``$@``),
+#: then every GPU node it sees, then the PCI functions the testbed sees (a VM's
+#: guest addresses and drivers). Shell built-ins only where a loop runs (``read``,
+#: ``cd -P``, ``${x##*/}``): a fork per PCI function cost tens of milliseconds on a busy host.
+SCRIPT = r"""
+echo '@@nproc'
+nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || true
+echo '@@arch'
+dpkg --print-architecture 2>/dev/null || echo "uname:$(uname -m)"
+echo '@@meminfo'
+while IFS= read -r line; do
+  case "$line" in MemTotal:*) echo "$line"; break;; esac
+done < /proc/meminfo
+echo '@@cpuinfo'
+while IFS= read -r line; do
+  [ -z "$line" ] && break
+  echo "$line"
+done < /proc/cpuinfo
+echo '@@nodes'
+for n in "$@"; do
+  if [ -c "$n" ]; then echo "char $n"
+  elif [ -e "$n" ]; then echo "not-char $n"
+  else echo "missing $n"; fi
+done
+echo '@@gpunodes'
+for d in /dev /dev/dri /dev/accel $(for n in "$@"; do dirname "$n"; done); do
+  for f in "$d"/nvidia[0-9]* "$d"/card[0-9]* "$d"/renderD[0-9]* "$d"/accel[0-9]*; do
+    [ -c "$f" ] && echo "$f"
+  done
+done
+echo '@@pci'
+for d in /sys/bus/pci/devices/*; do
+  [ -r "$d/vendor" ] || continue
+  read -r vendor < "$d/vendor"
+  read -r device < "$d/device"
+  drv=-
+  if [ -L "$d/driver" ] && cd -P "$d/driver" 2>/dev/null; then drv=${PWD##*/}; fi
+  echo "${d##*/} $vendor $device $drv"
+done
+cd /
+echo '@@end'
+"""
+
+#: A probe that takes longer than this is a testbed that does not answer.
+TIMEOUT = 120
+
+
+class ProbeError(HwError):
+    """The probe could not run in the testbed, or printed nothing we can read."""
+
+
+@dataclass(frozen=True)
+class PciFunction:
+    address: str
+    pci_id: str  # vvvv:dddd, lowercase
+    driver: str | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    cpu: Cpu
+    nodes: dict[str, str] = field(default_factory=dict)  # node -> PRESENT/NOT_CHAR/MISSING
+    pci: tuple[PciFunction, ...] = ()
+    #: Every GPU node the testbed sees (nvidiaN, cardN, renderDN, accelN in /dev, /dev/dri,
+    #: /dev/accel and the directories of the nodes asked for).
+    gpu_nodes: tuple[str, ...] = ()
+
+    def foreign_gpu_nodes(self, allocated: Sequence[str]) -> list[str]:
+        """GPU nodes the testbed sees that are not among the ``allocated`` ones."""
+        mine = set(allocated)
+        return [n for n in self.gpu_nodes if n not in mine]
+
+    def missing(self, nodes: Sequence[str]) -> list[str]:
+        """The nodes that are not character devices in the testbed, with why."""
+        out = []
+        for n in nodes:
+            state = self.nodes.get(n, MISSING)
+            if state == NOT_CHAR:
+                out.append(f"{n} (exists but is not a character device)")
+            elif state != PRESENT:
+                out.append(f"{n} (missing)")
+        return out
+
+
+def command(auxverb: Sequence[str], nodes: Sequence[str]) -> list[str]:
+    return [*auxverb, "sh", "-c", SCRIPT, "autopkgtest-hw-probe", *nodes]
+
+
+def run(auxverb: Sequence[str], nodes: Sequence[str], timeout: float = TIMEOUT) -> ProbeResult:
+    """Run the probe through ``auxverb``; raise ProbeError if it fails."""
+    argv = command(auxverb, nodes)
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"the probe did not finish in {timeout:.0f} s") from None
+    except OSError as exc:
+        raise ProbeError(f"cannot run the testbed's auxverb {auxverb[0]!r}: {exc}") from None
+    out = proc.stdout.decode("utf-8", "replace")
+    if "@@end" not in out:
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        raise ProbeError(
+            f"the probe exited with status {proc.returncode}" + (f": {err[-500:]}" if err else "")
+        )
+    return parse(out)
+
+
+def parse(text: str) -> ProbeResult:
+    """Read the probe's output back into a CPU, node states and PCI functions."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            current = sections.setdefault(line[2:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    cores = _first_int(sections.get("nproc", []))
+    arch = _arch(sections.get("arch", []))
+    memory = parse_memtotal(sections.get("meminfo", []))
+    info = parse_cpuinfo("\n".join(sections.get("cpuinfo", [])) + "\n\n")
+    cpu = Cpu(
+        arch=arch,
+        model=info.get("model"),
+        vendor=info.get("vendor"),
+        flags=tuple(info.get("flags", "").split()),
+        cores=cores,
+        memory=memory,
+    )
+    nodes: dict[str, str] = {}
+    for line in sections.get("nodes", []):
+        state, _, node = line.partition(" ")
+        if node:
+            nodes[node] = state
+    pci = []
+    for line in sections.get("pci", []):
+        parts = line.split()
+        if len(parts) == 4:
+            address, vendor, device, driver = parts
+            pci_id = f"{_hex4(vendor)}:{_hex4(device)}"
+            pci.append(PciFunction(address, pci_id, None if driver == "-" else driver))
+    gpu_nodes = tuple(dict.fromkeys(n for n in sections.get("gpunodes", []) if n))
+    return ProbeResult(cpu=cpu, nodes=nodes, pci=tuple(pci), gpu_nodes=gpu_nodes)
+
+
+def _first_int(lines: list[str]) -> int | None:
+    for line in lines:
+        if line.strip().isdigit():
+            return int(line.strip())
+    return None
+
+
+def _arch(lines: list[str]) -> str | None:
+    for line in lines:
+        line = line.strip()
+        if line.startswith("uname:"):
+            machine = line[len("uname:") :]
+            return MACHINE_TO_DPKG.get(machine, machine.lower() or None)
+        if line:
+            return line
+    return None
+
+
+def _hex4(text: str) -> str:
+    text = text.strip().lower()
+    return text[2:] if text.startswith("0x") else text
