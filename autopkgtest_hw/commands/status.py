@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import Exit
 from autopkgtest_hw.base.text import safe
-from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
-from autopkgtest_hw.locks import allocate
+from autopkgtest_hw.commands._common import (
+    add_inventory_option,
+    add_json_option,
+    add_lock_options,
+    get_inventory,
+)
 from autopkgtest_hw.locks.lockstate import HELD, UNLOCKED, DeviceState, device_states
-from autopkgtest_hw.spec.inventory import InventoryError
 
 HELP = "show which devices are free, held (by whom, until when) or waited for"
 
@@ -28,21 +30,11 @@ HELP = "show which devices are free, held (by whom, until when) or waited for"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_option(parser)
     add_json_option(parser)
-    parser.add_argument(
-        "--lock-dir",
-        default=allocate.DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="the virt server's lock directory (default: %(default)s)",
-    )
+    add_lock_options(parser, timeout=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
-    states = device_states(inventory, args.lock_dir)
+    states = device_states(get_inventory(args), args.lock_dir)
     if args.json:
         data = {"lock_dir": args.lock_dir, "devices": [s.to_json() for s in states]}
         print(json.dumps(data, indent=2))
