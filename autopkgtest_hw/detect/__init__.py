@@ -58,7 +58,7 @@ def detect_host(use_cache: bool = True) -> tuple[Inventory, str]:
         return detect_inventory(), DETECTED
     started = time.monotonic()
     wanted, why_not = _selection(None, quiet=True)
-    prints = cache.fingerprint(selection=",".join(sorted(wanted)))
+    prints = cache.fingerprint(selection=wanted)
     cached = cache.load(prints)
     took = (time.monotonic() - started) * 1000
     if cached is not None:
