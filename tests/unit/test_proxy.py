@@ -278,3 +278,25 @@ def test_probe_failure_is_reported_with_the_testbeds_words() -> None:
         probe.run(["false"], [])
     with pytest.raises(probe.ProbeError, match="cannot run the testbed's auxverb"):
         probe.run(["/nonexistent/auxverb"], [])
+
+
+def test_a_probe_that_prints_without_end_is_stopped_not_read_into_memory(tmp_path: Path) -> None:
+    """A testbed printing 256 MiB: the probe fails with the reason, its memory stays small."""
+    auxverb = tmp_path / "auxverb"
+    auxverb.write_text("#!/bin/sh\nexec head -c 268435456 /dev/zero\n")
+    auxverb.chmod(0o755)
+    code = (
+        "import resource, sys\n"
+        "from autopkgtest_hw.virt import probe\n"
+        "try:\n"
+        f"    probe.run([{str(auxverb)!r}], [])\n"
+        "except probe.ProbeError as exc:\n"
+        "    print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    message, max_rss_kib = proc.stdout.splitlines()
+    assert message.startswith("the probe printed more than 1 MiB")
+    assert int(max_rss_kib) < 100 * 1024, "the output was read into memory"
