@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote
@@ -12,8 +13,8 @@ import pytest
 
 from autopkgtest_hw.locks import keeper as keeper_mod
 from autopkgtest_hw.locks.allocate import AllocationError, acquire, lock_name
-from autopkgtest_hw.locks.keeper import Keeper
-from autopkgtest_hw.spec.inventory import Device
+from autopkgtest_hw.locks.keeper import Keeper, KeeperError
+from autopkgtest_hw.spec.inventory import Device, Inventory
 from autopkgtest_hw.virt.hooks import HardwareHooks
 
 GPU = Device(classes=("gpu",), uuid="GPU-keeper", device_nodes=("/dev/null",))
@@ -79,3 +80,72 @@ def test_cleanup_removes_a_leftover_unpack_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv", [[], ["--run"], ["--keep", "x"]])
 def test_bad_usage_is_exit_2(argv: list[str]) -> None:
     assert keeper_mod.main(argv) == 2
+
+
+def test_a_socket_path_too_long_is_a_clear_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmpdir = tmp_path / ("t" * 90)
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    alloc = acquire([GPU], None, str(tmp_path / "locks"))
+    try:
+        with pytest.raises(KeeperError, match="more than the 107 a Unix socket") as caught:
+            Keeper(alloc.fds, {})
+        assert "set TMPDIR to a shorter directory" in str(caught.value)
+    finally:
+        alloc.release()
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_a_keeper_that_dies_at_start_says_why_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its Python cannot import the package (a launcher run from elsewhere, say): a reason."""
+    installed = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", "import autopkgtest_hw"], capture_output=True, check=False
+    )
+    if installed.returncode == 0:
+        pytest.skip("the system Python has autopkgtest_hw installed: the keeper would start")
+    tmpdir = Path(tempfile.mkdtemp(prefix="ahw-", dir="/tmp"))  # a socket path that fits
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(keeper_mod, "_PACKAGE_ROOT", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(keeper_mod.sys, "executable", "/usr/bin/python3")
+    alloc = acquire([GPU], None, str(tmp_path / "locks"))
+    try:
+        with pytest.raises(KeeperError, match="No module named 'autopkgtest_hw'"):
+            Keeper(alloc.fds, {})
+    finally:
+        alloc.release()
+    assert list(tmpdir.iterdir()) == []
+    tmpdir.rmdir()
+
+
+def test_the_keeper_starts_from_a_launcher_run_in_another_directory(tmp_path: Path) -> None:
+    """The checkout's launcher, the system Python, cwd elsewhere: testbed commands run (not 255)."""
+    inventory = tmp_path / "inv.json"
+    inventory.write_text(Inventory(devices=(GPU,)).to_json())
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from autopkgtest_hw.locks.allocate import acquire;"
+        "from autopkgtest_hw.locks.keeper import Keeper;"
+        "from autopkgtest_hw.spec.inventory import Inventory;"
+        "import subprocess;"
+        "inv = Inventory.load(sys.argv[2]);"
+        "alloc = acquire(list(inv.devices), None, sys.argv[3]);"
+        "k = Keeper(alloc.fds, {});"
+        "rc = subprocess.run([*k.prefix(), 'true']).returncode;"
+        "k.finish(); alloc.release(); sys.exit(rc)"
+    )
+    checkout = str(Path(keeper_mod.__file__).resolve().parents[2])
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", code, checkout, str(inventory), str(tmp_path / "l")],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
