@@ -35,6 +35,7 @@ from autopkgtest_hw.commands._fleet import (
 )
 from autopkgtest_hw.fleet.broker import connect
 from autopkgtest_hw.fleet.profiles import Fleet, Profile, check_host
+from autopkgtest_hw.virt.backends import availability
 
 HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
 
@@ -69,6 +70,10 @@ def _check(fleet: Fleet, profile: Profile, args: argparse.Namespace) -> int:
     problems = check_host(saved, actual, profile)
     for p in problems:
         log.error(f"profile {profile.name}: {p}")
+    for name, can in availability(actual):
+        (log.info if can.ok else log.warning)(
+            f"testbed {name}: {'can' if can.ok else 'cannot'} have devices passed in ({can.reason})"
+        )
     return Exit.FAILED if problems else Exit.OK
 
 

@@ -23,6 +23,7 @@ from autopkgtest_hw.commands._common import (
     get_inventory,
 )
 from autopkgtest_hw.locks.lockstate import HELD, UNLOCKED, DeviceState, device_states
+from autopkgtest_hw.virt.backends import Availability, availability
 
 HELP = "show which devices are free, held (by whom, until when) or waited for"
 
@@ -34,13 +35,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    states = device_states(get_inventory(args), args.lock_dir)
+    inventory = get_inventory(args)
+    states = device_states(inventory, args.lock_dir)
+    testbeds = availability(inventory)
     if args.json:
-        data = {"lock_dir": args.lock_dir, "devices": [s.to_json() for s in states]}
+        data = {
+            "lock_dir": args.lock_dir,
+            "devices": [s.to_json() for s in states],
+            "testbeds": [{"name": n, "available": a.ok, "reason": a.reason} for n, a in testbeds],
+        }
         print(json.dumps(data, indent=2))
     else:
         print(table(states), end="")
+        print(testbed_lines(testbeds), end="")
     return Exit.OK
+
+
+def testbed_lines(testbeds: list[tuple[str, Availability]]) -> str:
+    """Which inner virt servers this host can pass devices into (each backend says)."""
+    can = ", ".join(n for n, a in testbeds if a.ok) or "none"
+    lines = [f"Testbeds devices can be passed into: {can}"]
+    lines += [f"  not {n}: {safe(a.reason, 300)}" for n, a in testbeds if not a.ok]
+    return "\n".join(lines) + "\n"
 
 
 def table(states: list[DeviceState]) -> str:

@@ -16,8 +16,8 @@ closes.  The virt server therefore hands its lock descriptors to:
 * this keeper, a process of its own session (a signal to the virt server's
   process group does not reach it), which serves that socket, and once the
   virt server is gone -- whatever way it ended, SIGKILL included -- waits for
-  the inner server to exit and removes what it may have left behind (the
-  podman container labelled for this run, the unshare testbed's unpacked
+  the inner server to exit and runs the backend's cleanup steps (``Backend.leftovers``:
+  the podman container labelled for this run, the unshare testbed's unpacked
   root file system) before it lets go of its descriptors.
 """
 
@@ -42,8 +42,11 @@ from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.locks import holdlocks
 
-#: What the keeper does after the virt server is gone (see ``Leftovers``).
-Leftovers = dict[str, Any]
+#: What the keeper runs after the virt server is gone: the backend's cleanup steps.
+Leftovers = list[dict[str, Any]]
+#: Bounds on the cleanup: steps, and seconds a step may take.
+MAX_STEPS = 16
+STEP_TIMEOUT = 600
 
 #: How long the keeper waits for the inner server to clean up after the virt server died.
 INNER_GRACE = 120.0
@@ -209,7 +212,7 @@ def _keep(pipe: int, spec: dict[str, Any]) -> int:
         # The virt server ended (told us, or died): nothing new may start in the
         # testbed through us; wait for the inner server's own cleanup, then check.
         _wait_inner(inner_pid, pidfd, server, fds)
-        cleanup(spec.get("leftovers") or {})
+        cleanup(spec.get("leftovers") or [])
     finally:
         server.close()
         for name in (path, os.path.join(os.path.dirname(path), LOG_NAME)):
@@ -256,48 +259,24 @@ def _wait_inner(pid: int | None, pidfd: int | None, server: socket.socket, fds: 
 
 
 def cleanup(leftovers: Leftovers) -> list[str]:
-    """Remove what a testbed may have left behind; returns what was removed."""
+    """Run the backend's cleanup steps (``Backend.leftovers``); returns what was removed.
+
+    Each step is ``{"argv": [...], "what": "...", "if_exists": PATH}``: run (unless
+    ``if_exists`` names a path that is gone), its failure ignored, its ``what``
+    reported when it succeeded.  The keeper knows no kind of testbed itself.
+    """
     removed: list[str] = []
-    label = leftovers.get("container_label")
-    command = leftovers.get("container_command") or "podman"
-    if label:
+    for step in leftovers[:MAX_STEPS]:
+        argv = [str(w) for w in step.get("argv") or ()]
+        guard = step.get("if_exists")
+        if not argv or (guard and not os.path.lexists(guard)):
+            continue
         try:
-            out = subprocess.run(
-                [command, "ps", "-aq", "--filter", f"label={label}"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            ).stdout.split()
+            done = subprocess.run(argv, capture_output=True, timeout=STEP_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired):
-            out = []
-        for cid in out:
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(
-                    [command, "rm", "-f", "-t", "0", cid],
-                    capture_output=True,
-                    timeout=120,
-                    check=False,
-                )
-                removed.append(f"container {cid}")
-    rootfs = leftovers.get("unshare_dir")
-    if rootfs and os.path.isdir(rootfs):
-        # Files of the unpacked root file system belong to subordinate ids:
-        # remove them the way autopkgtest-virt-unshare does.
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run(
-                ["unshare", "--map-auto", "--map-root-user", "rm", "-rf", rootfs],
-                capture_output=True,
-                timeout=600,
-                check=False,
-            )
-        if os.path.isdir(rootfs):
-            with contextlib.suppress(OSError):
-                subprocess.run(["rm", "-rf", rootfs], capture_output=True, timeout=600, check=False)
-        removed.append(f"unpacked testbed {rootfs}")
-    for extra in leftovers.get("dirs") or ():
-        if os.path.isdir(extra):
-            subprocess.run(["rm", "-rf", extra], capture_output=True, timeout=600, check=False)
+            continue
+        if done.returncode == 0 and step.get("what") and str(step["what"]) not in removed:
+            removed.append(str(step["what"]))
     return removed
 
 

@@ -31,7 +31,7 @@ def _holds(pid: int, path: str) -> bool:
 def test_a_testbed_command_holds_the_lock_and_none_runs_without_it(tmp_path: Path) -> None:
     lock = str(tmp_path / "locks" / lock_name(GPU))
     alloc = acquire([GPU], None, str(tmp_path / "locks"))
-    k = Keeper(alloc.fds, {})
+    k = Keeper(alloc.fds, [])
     try:
         sleeper = subprocess.Popen([*k.prefix(), "sleep", "60"])
         deadline = time.monotonic() + 60
@@ -55,7 +55,7 @@ def test_a_testbed_command_holds_the_lock_and_none_runs_without_it(tmp_path: Pat
 
 def test_the_prefix_survives_autopkgtests_reading_of_the_reply(tmp_path: Path) -> None:
     alloc = acquire([GPU], None, str(tmp_path / "locks"))
-    k = Keeper(alloc.fds, {})
+    k = Keeper(alloc.fds, [])
     try:
         hooks = HardwareHooks.__new__(HardwareHooks)
         hooks.command_prefix = k.prefix()
@@ -69,12 +69,17 @@ def test_the_prefix_survives_autopkgtests_reading_of_the_reply(tmp_path: Path) -
         alloc.release()
 
 
-def test_cleanup_removes_a_leftover_unpack_directory(tmp_path: Path) -> None:
+def test_cleanup_runs_the_backends_steps_and_says_what_went(tmp_path: Path) -> None:
     work = tmp_path / "autopkgtest-hw-unshare.x"
     (work / "rootfs" / "etc").mkdir(parents=True)
-    removed = keeper_mod.cleanup({"unshare_dir": str(work / "rootfs"), "dirs": [str(work)]})
-    assert removed == [f"unpacked testbed {work / 'rootfs'}"]
+    steps = [
+        {"argv": ["false"], "what": "a step that fails is not reported"},
+        {"argv": ["rm", "-rf", str(work)], "what": f"testbed {work}", "if_exists": str(work)},
+        {"argv": ["touch", str(tmp_path / "ran")], "what": "skipped", "if_exists": str(work)},
+    ]
+    assert keeper_mod.cleanup(steps) == [f"testbed {work}"]
     assert not work.exists()
+    assert not (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize("argv", [[], ["--run"], ["--keep", "x"]])
@@ -92,7 +97,7 @@ def test_a_socket_path_too_long_is_a_clear_error_and_leaves_nothing(
     alloc = acquire([GPU], None, str(tmp_path / "locks"))
     try:
         with pytest.raises(KeeperError, match="more than the 107 a Unix socket") as caught:
-            Keeper(alloc.fds, {})
+            Keeper(alloc.fds, [])
         assert "set TMPDIR to a shorter directory" in str(caught.value)
     finally:
         alloc.release()
@@ -116,7 +121,7 @@ def test_a_keeper_that_dies_at_start_says_why_and_leaves_nothing(
     alloc = acquire([GPU], None, str(tmp_path / "locks"))
     try:
         with pytest.raises(KeeperError, match="No module named 'autopkgtest_hw'"):
-            Keeper(alloc.fds, {})
+            Keeper(alloc.fds, [])
     finally:
         alloc.release()
     assert list(tmpdir.iterdir()) == []
@@ -135,7 +140,7 @@ def test_the_keeper_starts_from_a_launcher_run_in_another_directory(tmp_path: Pa
         "import subprocess;"
         "inv = Inventory.load(sys.argv[2]);"
         "alloc = acquire(list(inv.devices), None, sys.argv[3]);"
-        "k = Keeper(alloc.fds, {});"
+        "k = Keeper(alloc.fds, []);"
         "rc = subprocess.run([*k.prefix(), 'true']).returncode;"
         "k.finish(); alloc.release(); sys.exit(rc)"
     )

@@ -10,8 +10,10 @@ warning).
 
 from __future__ import annotations
 
+from autopkgtest_hw.spec.inventory import Inventory
 from autopkgtest_hw.virt.backends import null, podman, qemu, unshare
 from autopkgtest_hw.virt.backends.base import (
+    VIRT_PREFIX,
     Availability,
     Backend,
     HostPaths,
@@ -27,6 +29,17 @@ def backend_class(inner: str) -> type[Backend]:
     return Backend.registry.get(kind_of(inner), FallbackBackend)
 
 
+def availability(
+    inventory: Inventory, paths: HostPaths | None = None
+) -> list[tuple[str, Availability]]:
+    """Each registered inner server name, and whether this host can pass devices into it."""
+    out = []
+    for name, cls in sorted(Backend.registry.items()):
+        backend = cls(name, f"{VIRT_PREFIX}{name}", inventory, paths or HostPaths())
+        out.append((name, backend.available()))
+    return out
+
+
 __all__ = [
     "Availability",
     "Backend",
@@ -34,6 +47,7 @@ __all__ = [
     "HostPaths",
     "Passthrough",
     "PassthroughError",
+    "availability",
     "backend_class",
     "kind_of",
     "null",

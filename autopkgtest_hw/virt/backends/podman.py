@@ -104,9 +104,15 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
     def run_token(self) -> str:
         return f"{os.getpid()}-{secrets.token_hex(8)}"
 
-    def leftovers(self) -> dict[str, Any]:
+    def leftovers(self) -> list[dict[str, Any]]:
         command = self.kind if self.kind in ("podman", "docker") else "podman"
-        return {"container_label": f"{LABEL}={self.run_token}", "container_command": command}
+        label = f"{LABEL}={self.run_token}"
+        stop_now = " -t 0" if command == "podman" else ""
+        remove = (
+            'ids=$("$0" ps -aq --filter "label=$1") || exit 1;'
+            f' [ -z "$ids" ] || "$0" rm -f{stop_now} $ids'
+        )
+        return [{"argv": ["sh", "-c", remove, command, label], "what": f"containers {label}"}]
 
     def plan(self, devices: Sequence[Device]) -> Passthrough:
         """CDI names where a spec lists the device, else its nodes; their groups added."""
