@@ -30,13 +30,14 @@ from autopkgtest_hw.source import architecture
 from autopkgtest_hw.source.archive import SourceEntry, fits_arch
 from autopkgtest_hw.source.control import DEFAULT_HWSPEC
 from autopkgtest_hw.source.planner import make_plan
+from autopkgtest_hw.spec.classes import IDENTIFYING_FIELDS
 from autopkgtest_hw.spec.language import NEEDS_HW_PREFIX, Spec, SpecError, parse
 from autopkgtest_hw.spec.matcher import match
 
 POLICY_SHORTEST = "shortest-queue"
 POLICY_MATRIX = "matrix"
 #: The device facts that make two profiles different hardware for --matrix.
-_SIGNATURE = ("classes", "vendor", "model", "arch", "compute_capability", "memory", "opencl_type")
+_SIGNATURE = ("classes", *IDENTIFYING_FIELDS)
 
 
 @dataclass(frozen=True)
