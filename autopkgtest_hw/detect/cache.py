@@ -263,11 +263,7 @@ def _named_libraries(content: bytes, at: _Root) -> Iterator[str]:
 
 def _node_line(path: str) -> str:
     """A device node with its owner and mode (who may open it decides what a detector sees)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return f"{path} -"
-    return f"{path} {st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_rdev}"
+    return _stat_line(path, node=True)
 
 
 def _read_bytes(path: str, limit: int) -> bytes:
@@ -307,11 +303,14 @@ def _pci(root: str, drivers: set[str]) -> Iterator[str]:
         yield f"{name} {driver} {' '.join(uevent.split())}"
 
 
-def _stat_line(path: str) -> str:
+def _stat_line(path: str, node: bool = False) -> str:
+    """A file as its inode, size and times; a ``node`` as its mode, owner and device number."""
     try:
         st = os.stat(path)
     except OSError:
         return f"{path} -"
+    if node:
+        return f"{path} {st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_rdev}"
     return f"{path} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
