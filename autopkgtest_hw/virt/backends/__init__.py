@@ -1,7 +1,9 @@
 """One passthrough adapter per kind of inner virt server, found by the server's name.
 
-Every adapter implements the :class:`Backend` contract (``plan`` and
-``available``); importing this package registers them all.
+Every adapter implements the :class:`Backend` contract (``plan``,
+``available`` and, where a testbed may leave something behind, ``leftovers``);
+importing this package imports every module in it, which registers them all,
+so a new adapter is one new module.
 
 ``autopkgtest-virt-podman+rocm`` and ``podman+rocm`` both map to ``podman``;
 a name no adapter knows gets :class:`FallbackBackend` (nothing passed, with a
@@ -10,8 +12,10 @@ warning).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from autopkgtest_hw.spec.inventory import Inventory
-from autopkgtest_hw.virt.backends import null, podman, qemu, unshare
 from autopkgtest_hw.virt.backends.base import (
     VIRT_PREFIX,
     Availability,
@@ -22,6 +26,9 @@ from autopkgtest_hw.virt.backends.base import (
     kind_of,
 )
 from autopkgtest_hw.virt.backends.fallback import FallbackBackend
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")  # adapters register on import
 
 
 def backend_class(inner: str) -> type[Backend]:
@@ -50,8 +57,4 @@ __all__ = [
     "availability",
     "backend_class",
     "kind_of",
-    "null",
-    "podman",
-    "qemu",
-    "unshare",
 ]
