@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import Exit
@@ -33,9 +33,14 @@ def add_inner_arguments(
     )
 
 
-def add_gpu_option(parser: argparse._ActionsContainer, help: str) -> None:
-    """--gpu SEL, repeatable: the devices to pass (a command's own help says which)."""
+def add_gpu_option(parser: argparse._ActionsContainer, help: str, count: bool = False) -> None:
+    """--gpu SEL, repeatable: the devices to pass (a command's own help says which).
+
+    ``count``: --count N too, how many of them.
+    """
     parser.add_argument("--gpu", action="append", default=[], metavar="SEL", help=help)
+    if count:
+        add_count_option(parser)
 
 
 def positive_int(text: str) -> int:
@@ -58,47 +63,51 @@ def _number(text: str, kind: type[float], what: str, least: float, too_small: st
     return n
 
 
+#: The options several programs take, each defined once: flag -> add_argument's keywords.
+SHARED_OPTIONS: dict[str, dict[str, Any]] = {
+    "--count": {
+        "type": positive_int,
+        "metavar": "N",
+        "help": "pass N of the selected devices, whichever are free first",
+    },
+    "--inventory": {
+        "metavar": "FILE",
+        "help": "read the host's devices from FILE (autopkgtest-hw detect --json) instead of"
+        " detecting them",
+    },
+    "--no-cache": {
+        "action": "store_true",
+        "help": "detect the host afresh, not from the host inventory cache (which is then"
+        " rewritten)",
+    },
+    "--lock-dir": {
+        "metavar": "DIR",
+        "help": "directory of the per-device lock files (default: %(default)s)",
+    },
+    "--lock-timeout": {
+        "type": seconds,
+        "default": 0.0,
+        "metavar": "SECONDS",
+        "help": "wait this long for busy devices, in the queue (default: 0, fail at once)",
+    },
+}
+
+
+def add_shared_options(parser: argparse._ActionsContainer, *flags: str, **defaults: object) -> None:
+    """Add the named SHARED_OPTIONS; ``defaults`` by dest (``lock_dir=``: base imports no locks)."""
+    for flag in flags:
+        spec = dict(SHARED_OPTIONS[flag])
+        dest = flag.lstrip("-").replace("-", "_")
+        if dest in defaults:
+            spec["default"] = defaults[dest]
+        parser.add_argument(flag, **spec)
+
+
 def add_count_option(parser: argparse._ActionsContainer) -> None:
     """--count N: how many of the selected devices to pass."""
-    parser.add_argument(
-        "--count",
-        type=positive_int,
-        metavar="N",
-        help="pass N of the selected devices, whichever are free first",
-    )
+    add_shared_options(parser, "--count")
 
 
 def add_inventory_options(parser: argparse._ActionsContainer) -> None:
     """--inventory FILE and --no-cache: where the host's devices come from."""
-    parser.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="read the host's devices from FILE (autopkgtest-hw detect --json) instead of"
-        " detecting them",
-    )
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="detect the host afresh, not from the host inventory cache (which is then rewritten)",
-    )
-
-
-def add_lock_dir_option(parser: argparse._ActionsContainer, default: str) -> None:
-    """--lock-dir DIR (``default``: the locks' own default, which base cannot import)."""
-    parser.add_argument(
-        "--lock-dir",
-        default=default,
-        metavar="DIR",
-        help="directory of the per-device lock files (default: %(default)s)",
-    )
-
-
-def add_lock_timeout_option(parser: argparse._ActionsContainer) -> None:
-    """--lock-timeout SECONDS: how long to wait, in the queue, for busy devices."""
-    parser.add_argument(
-        "--lock-timeout",
-        type=seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for busy devices, in the queue (default: 0, fail at once)",
-    )
+    add_shared_options(parser, "--inventory", "--no-cache")

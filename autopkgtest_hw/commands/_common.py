@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from autopkgtest_hw.base.argparser import (
-    add_inventory_options,
-    add_lock_dir_option,
-    add_lock_timeout_option,
-)
+from autopkgtest_hw.base.argparser import add_inventory_options, add_shared_options
 from autopkgtest_hw.locks import allocate
 from autopkgtest_hw.spec.inventory import Inventory
 
@@ -48,6 +44,5 @@ def get_inventory_and_origin(args: argparse.Namespace) -> tuple[Inventory, str]:
 
 def add_lock_options(parser: argparse.ArgumentParser, *, timeout: bool = True) -> None:
     """--lock-dir (and unless not ``timeout``, --lock-timeout) of the commands that lock devices."""
-    add_lock_dir_option(parser, allocate.DEFAULT_LOCK_DIR)
-    if timeout:
-        add_lock_timeout_option(parser)
+    flags = ("--lock-dir", "--lock-timeout") if timeout else ("--lock-dir",)
+    add_shared_options(parser, *flags, lock_dir=allocate.DEFAULT_LOCK_DIR)

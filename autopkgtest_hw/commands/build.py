@@ -22,14 +22,13 @@ import argparse
 import os
 
 from autopkgtest_hw.base import log
-from autopkgtest_hw.base.argparser import add_count_option, add_gpu_option, add_inner_arguments
+from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
 from autopkgtest_hw.base.errors import Exit, UsageError, exit_status
 from autopkgtest_hw.commands._common import add_inventory_option, add_lock_options, get_inventory
 from autopkgtest_hw.source.build import BuildError, build, read_package, verdicts
 
 HELP = "build a package with sbuild on this host's GPUs (refused where its hwspec does not hold)"
 
-EXIT_USAGE = Exit.USAGE
 EXIT_REFUSED = Exit.REFUSED
 
 
@@ -39,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "the devices to pass (index, UUID, PCI address or spec); repeatable"
         " (default: every device that fits the package's specs)",
+        count=True,
     )
-    add_count_option(parser)
     add_inventory_option(parser)
     add_lock_options(parser)
     parser.add_argument("--dist", metavar="DIST", help="sbuild's --dist (e.g. bookworm)")

@@ -20,9 +20,9 @@ import os
 import sys
 
 from autopkgtest_hw.base import log
-from autopkgtest_hw.base.argparser import add_count_option, add_gpu_option, add_inner_arguments
+from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
 from autopkgtest_hw.base.duration import format_duration, parse_duration
-from autopkgtest_hw.base.errors import Exit, UsageError
+from autopkgtest_hw.base.errors import UsageError
 from autopkgtest_hw.commands._common import add_inventory_option, add_lock_options
 from autopkgtest_hw.porterbox import session
 
@@ -32,7 +32,6 @@ HELP = "an interactive shell in a testbed with the GPUs passed in, for a limited
 SITE_CONF = "/etc/autopkgtest-hw/porterbox.conf"
 DEFAULT_FOR = 3600.0
 DEFAULT_MAX_FOR = 8 * 3600.0
-EXIT_USAGE = Exit.USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "a device to pass: index, UUID, PCI address or a spec such as 'cuda:cc>=8.0';"
         " repeatable (default: every device)",
+        count=True,
     )
-    add_count_option(parser)
     parser.add_argument(
         "--for",
         dest="hold_for",

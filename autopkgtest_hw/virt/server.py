@@ -19,12 +19,10 @@ from autopkgtest_hw import __version__
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.argparser import (
     Parser,
-    add_count_option,
     add_gpu_option,
     add_inner_arguments,
     add_inventory_options,
-    add_lock_dir_option,
-    add_lock_timeout_option,
+    add_shared_options,
 )
 from autopkgtest_hw.base.errors import Exit, HwError
 from autopkgtest_hw.locks import allocate, holder_options
@@ -89,17 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
         "a device to pass: NVML index (else position in the inventory), UUID, PCI"
         " address, or a hardware spec such as 'cuda:cc>=8.0' (every fitting device);"
         " repeatable; default: every device of the inventory",
+        count=True,
     )
-    add_count_option(sel)
     add_inventory_options(sel)
     locks = parser.add_argument_group("locking")
-    add_lock_dir_option(locks, allocate.DEFAULT_LOCK_DIR)
+    add_shared_options(locks, "--lock-dir", lock_dir=allocate.DEFAULT_LOCK_DIR)
     locks.add_argument(
         "--shared",
         action="store_true",
         help="take shared locks: other --shared runs may use the same devices at once",
     )
-    add_lock_timeout_option(locks)
+    add_shared_options(locks, "--lock-timeout")
     holder_options.add_arguments(parser)
     host = parser.add_argument_group("host paths (for tests and unusual hosts)")
     host.add_argument(
