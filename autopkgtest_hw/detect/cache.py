@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import glob
 import hashlib
 import itertools
@@ -48,6 +49,7 @@ from typing import Any
 from autopkgtest_hw import __version__
 from autopkgtest_hw.base import log
 from autopkgtest_hw.detect.base import Detector, Inputs, registered
+from autopkgtest_hw.spec.hardware import LIBRARY_DIRS
 from autopkgtest_hw.spec.inventory import Inventory, InventoryError
 
 #: Overrides where the cache lives (tests; hosts with an unusual layout).
@@ -62,17 +64,7 @@ MAX_BYTES = 4 << 20
 #: The loader's variables: they change which library any detector loads.
 LOADER_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD")
 #: Where the dynamic loader finds libraries (below the fingerprint's root).
-LIB_DIRS = (
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/usr/lib/powerpc64le-linux-gnu",
-    "/usr/lib/riscv64-linux-gnu",
-    "/usr/lib/s390x-linux-gnu",
-    "/usr/lib64",
-    "/usr/lib",
-    "/usr/local/lib",
-    "/lib",
-)
+LIB_DIRS = LIBRARY_DIRS
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 PCI_DEVICES = "/sys/bus/pci/devices"
 MODULES = "/sys/module"
@@ -101,6 +93,7 @@ def fingerprint(
     ``detectors``: the registered ones (default: the registry's);
     ``root``: where the machine's files are (tests point it into a fixture tree).
     """
+    _stat_line.cache_clear()  # what one fingerprint saw, never the last one's
     at = _Root(root)
     chosen = tuple(detectors) or registered()
     names = sorted(d.name for d in chosen) if selection is None else sorted(selection)
@@ -303,6 +296,7 @@ def _pci(root: str, drivers: set[str]) -> Iterator[str]:
         yield f"{name} {driver} {' '.join(uevent.split())}"
 
 
+@functools.lru_cache(maxsize=4096)  # detectors share nodes and library directories
 def _stat_line(path: str, node: bool = False) -> str:
     """A file as its inode, size and times; a ``node`` as its mode, owner and device number."""
     try:

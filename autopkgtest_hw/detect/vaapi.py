@@ -16,7 +16,7 @@ import shutil
 import subprocess
 
 from autopkgtest_hw.detect.base import OK, Inputs, Unavailable, detector, no_devices, plural
-from autopkgtest_hw.spec.hardware import normalise_address
+from autopkgtest_hw.spec.hardware import LIBRARY_DIRS, normalise_address
 from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "vaapi"
@@ -25,7 +25,7 @@ MAX_OUTPUT = 1 << 20
 MAX_NODES = 32
 RENDER_NODES = "/dev/dri/renderD*"
 #: libva's drivers (Mesa's, intel-media-va-driver's, ...), where Debian installs them.
-VA_DRIVERS = ("/usr/lib/*/dri/*_drv_video.so", "/usr/lib/dri/*_drv_video.so")
+VA_DRIVERS = tuple(f"{d}/dri/*_drv_video.so" for d in LIBRARY_DIRS)
 
 _ENTRY_RE = re.compile(r"^\s*VAProfile(\w+?)\s*:\s*VAEntrypoint(\w+)\s*$")
 #: VA-API profile name prefixes -> the codec words of the spec language.

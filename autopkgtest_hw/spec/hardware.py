@@ -73,6 +73,19 @@ MODULE_VERSION = "/sys/module/{}/version"
 KFD_NODE = "/dev/kfd"
 #: Device nodes every CUDA process needs besides the GPU's own /dev/nvidiaN.
 NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+#: Where Debian's dynamic loader finds libraries (multiarch first), and so where
+#: libva's drivers and the ICDs' libraries are.
+LIBRARY_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib/powerpc64le-linux-gnu",
+    "/usr/lib/riscv64-linux-gnu",
+    "/usr/lib/s390x-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/lib",
+)
 #: NVIDIA's MIG capability nodes (one per GPU and compute instance).
 NVIDIA_CAPS_DIR = "/dev/nvidia-caps"
 #: Where a GPU's or accelerator's own nodes are, and their names as shell/glob patterns:
