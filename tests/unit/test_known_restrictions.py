@@ -70,3 +70,18 @@ def test_one_it_does_not_know_is_skipped(tmp_path: Path) -> None:
 def test_an_unreadable_list_falls_back_to_the_copy(tmp_path: Path) -> None:
     program = _autopkgtest(tmp_path, "*SOMETHING,")
     assert _runs(tmp_path, program) == {"future": False, "superficial": True}
+
+
+def test_lint_does_not_flag_what_the_installed_autopkgtest_knows(tmp_path: Path) -> None:
+    program = _autopkgtest(tmp_path, "'needs-future-thing', 'superficial',")
+    env = {**os.environ, "AUTOPKGTEST_HW_AUTOPKGTEST": str(program)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopkgtest_hw", "lint", "--json", str(_package(tmp_path))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    codes = {f["code"] for f in json.loads(proc.stdout)["findings"]}
+    assert "unknown-restriction" not in codes, proc.stdout
