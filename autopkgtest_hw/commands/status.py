@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 def testbed_lines(testbeds: list[tuple[str, Availability]]) -> str:
     """Which inner virt servers this host can pass devices into (each backend says)."""
     can = ", ".join(n for n, a in testbeds if a.ok) or "none"
-    lines = [f"Testbeds devices can be passed into: {can}"]
+    lines = [f"Testbeds this host can pass devices into: {can}"]
     lines += [f"  not {n}: {safe(a.reason, 300)}" for n, a in testbeds if not a.ok]
     return "\n".join(lines) + "\n"
 

@@ -44,5 +44,5 @@ def test_status_lists_every_backend_and_why_one_cannot_work(tmp_path: Path) -> N
         "reason": "podman is not on PATH",
     }
     text = _status(tmp_path, path=str(bin_dir)).stdout
-    assert "Testbeds devices can be passed into: null, " in text
+    assert "Testbeds this host can pass devices into: null, " in text
     assert "  not podman: podman is not on PATH" in text
