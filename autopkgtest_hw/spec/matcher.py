@@ -83,6 +83,8 @@ class _Cand:
         if raw is not None:
             if kind in (hw.SIZE, hw.INT):
                 out = raw if isinstance(raw, int) else None
+                if kind == hw.SIZE and out is not None and self.device is not None:
+                    out = sizes.nominal(out)  # what the card was sold as (docs: nominal)
             elif kind == hw.VERSION:
                 try:
                     out = _version_key(parse_version(str(raw)))
@@ -491,7 +493,10 @@ def _describe(
             facts.append(f"{key} unknown")
             _hint(cand, key, hints)
         else:
-            facts.append(f"{key} {_show(key, value, constraints)}")
+            fact = f"{key} {_show(key, value, constraints)}"
+            if key == "mem" and cand.device is not None and cand.value(key) != value:
+                fact += f" (nominal {_show(key, cand.value(key), constraints)})"
+            facts.append(fact)
     features = cand.features()
     known = cand.features_known()
     for c in alt.constraints:
