@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from autopkgtest_hw.spec.hardware import (
     DISPLAY_ONLY_DRIVERS,
+    GPU_DRIVERS,
     KFD_NODE,
     OPENCL_DRIVERS,
     PASSTHROUGH_DRIVERS,
@@ -70,13 +71,20 @@ def _usable_gpu(d: Device) -> bool:
 
     Not one held for passthrough (vfio-pci), not a display-only chip (a BMC's
     ``ast``, a hypervisor's virtual VGA): those are recorded, in no class.
+    Where no PCI class was recorded (an inventory saved by an older version,
+    or written by hand), a GPU kernel driver bound to it says it is a GPU.
     """
     bound = (
         d.driver is not None
         and d.driver not in PASSTHROUGH_DRIVERS
         and d.driver not in DISPLAY_ONLY_DRIVERS
     )
-    return (is_pci_gpu_class(d.pci_class) and bound) or "nvml" in d.sources
+    return (is_pci_gpu_class(d.pci_class) and bound) or gpu_by_driver(d) or "nvml" in d.sources
+
+
+def gpu_by_driver(d: Device) -> bool:
+    """No PCI class recorded, but a GPU kernel driver bound: a GPU, inferred from the driver."""
+    return d.pci_class is None and d.driver in GPU_DRIVERS
 
 
 def _rocm(d: Device) -> bool:
@@ -298,12 +306,14 @@ def classes_of(d: Device) -> tuple[str, ...]:
 
 
 def current_classes(d: Device) -> tuple[str, ...]:
-    """The classes to match ``d`` by.
+    """The classes of ``d`` by this version's rules: the one classing every reader uses.
 
     A device that detectors reported (``sources`` set) is classed from its
-    facts by this version's rules, so an inventory recorded by an older
-    version (a BMC's ``ast`` chip then counted as a ``gpu``) reads as today;
-    a hand-written device without sources keeps the classes it states.
+    facts, so an inventory recorded by an older version (a BMC's ``ast`` chip
+    then counted as a ``gpu``; an RX 6800 saved without its PCI class) reads
+    as today.  A device without sources (one a program builds, or a saved one
+    whose facts were written by hand) has no detector's facts to class it by:
+    it keeps the classes it states.
     """
     return classes_of(d) if d.sources else d.classes
 

@@ -91,7 +91,9 @@ def test_not_satisfied_never_shows_the_asked_figure(memory: int, token: str, sho
         ((16 << 30) + 1, "cpu:mem<=16GiB", "mem 16.0000000009GiB"),
     ],
 )
-def test_not_satisfied_never_shows_the_asked_ram_figure(memory: int, token: str, shown: str) -> None:
+def test_not_satisfied_never_shows_the_asked_ram_figure(
+    memory: int, token: str, shown: str
+) -> None:
     text = verdict(token, Inventory(cpu=dataclasses.replace(CPU, memory=memory)))
     assert text.startswith("not satisfied") and text.endswith(f", {shown}")
 
