@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile
@@ -31,8 +32,10 @@ from autopkgtest_hw.source.archive import SourceEntry, fits_arch
 from autopkgtest_hw.source.control import DEFAULT_HWSPEC
 from autopkgtest_hw.source.planner import make_plan
 from autopkgtest_hw.spec.language import NEEDS_HW_PREFIX, Spec, SpecError, parse
-from autopkgtest_hw.spec.matcher import match
+from autopkgtest_hw.spec.matcher import holds, match
 
+#: Entries each cache of the router keeps (a hostile index has 100,000 distinct specs).
+MAX_CACHED = 1 << 14
 POLICY_SHORTEST = "shortest-queue"
 POLICY_MATRIX = "matrix"
 #: The device facts that make two profiles different hardware for --matrix.
@@ -135,6 +138,7 @@ class Router:
         self._order = {p.name: i for i, p in enumerate(fleet)}
         self._specs: dict[str, Spec | SpecError] = {}
         self._verdicts: dict[tuple[str, str], _Verdict] = {}
+        self._held: dict[tuple[str, str], bool] = {}
         self._arch_fit: dict[tuple[str, tuple[str, ...]], bool] = {}
         self._signatures: dict[str, tuple[object, ...]] = {}
         self.ordinary = tuple(p for p in fleet if p.ordinary)
@@ -143,14 +147,30 @@ class Router:
     # -- verdicts, cached: a big index repeats the same few specs ---------------
 
     def _spec(self, text: str) -> Spec | SpecError:
-        if text not in self._specs:
+        found = self._specs.get(text)
+        if found is None:
             try:
-                self._specs[text] = parse(text)
+                found = parse(text)
             except SpecError as exc:
-                self._specs[text] = exc
-        return self._specs[text]
+                found = exc
+            _bounded(self._specs)[text] = found
+        return found
+
+    def _holds(self, text: str, profile: Profile) -> bool:
+        """Whether ``text`` holds on the profile: the decision, without a message."""
+        key = (text, profile.name)
+        found = self._held.get(key)
+        if found is None:
+            spec = self._spec(text)
+            inventory = self.fleet.inventory(profile)
+            found = (
+                not isinstance(spec, SpecError) and inventory is not None and holds(spec, inventory)
+            )
+            _bounded(self._held)[key] = found
+        return found
 
     def _verdict(self, text: str, profile: Profile) -> _Verdict:
+        """The verdict with its message: only for what is reported (the closest profile)."""
         key = (text, profile.name)
         if key not in self._verdicts:
             spec = self._spec(text)
@@ -162,7 +182,7 @@ class Router:
             else:
                 m = match(spec, inventory, label=text, subject="profile")
                 v = _Verdict(m.satisfied, m.message)
-            self._verdicts[key] = v
+            _bounded(self._verdicts)[key] = v
         return self._verdicts[key]
 
     def _closeness(self, specs: Iterable[str], profile: Profile) -> int:
@@ -172,7 +192,7 @@ class Router:
         score = 0
         for text in specs:
             spec = self._spec(text)
-            if self._verdict(text, profile).ok:
+            if self._holds(text, profile):
                 score += 2
             elif not isinstance(spec, SpecError) and any(
                 a.device_class in classes for a in spec.alternatives
@@ -183,7 +203,7 @@ class Router:
     def _fits(self, profile: Profile, arches: tuple[str, ...]) -> bool:
         key = (profile.arch, arches)
         if key not in self._arch_fit:
-            self._arch_fit[key] = fits_arch(profile.arch, arches)
+            _bounded(self._arch_fit)[key] = fits_arch(profile.arch, arches)
         return self._arch_fit[key]
 
     # -- routing ------------------------------------------------------------------
@@ -268,7 +288,7 @@ class Router:
         tests_arch: list[tuple[str, ...]] | None,
     ) -> None:
         candidates = [p for p in pool if self._arch_ok(entry, p, tests_arch)]
-        fitting = [p for p in candidates if all(self._verdict(s, p).ok for s in specs)]
+        fitting = [p for p in candidates if all(self._holds(s, p) for s in specs)]
         needs = ", ".join(specs)
         if fitting:
             self._choose(entry, fitting, f"Requires-Hwspec: {needs}")
@@ -364,6 +384,13 @@ class Router:
         self.routing.unroutable.append(
             Unroutable(entry.package, entry.origin, needs, closest, reasons)
         )
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """``cache``, emptied first when it is full: memory stays bounded whatever the index."""
+    if len(cache) >= MAX_CACHED:
+        cache.clear()
+    return cache
 
 
 def route(

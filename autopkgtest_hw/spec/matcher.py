@@ -257,15 +257,8 @@ def _match_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
         keys = ", ".join(repr(c.key) for c in unknown)
         return (False, f"unknown key {keys} (a newer autopkgtest-hw may know it)", (), True)
 
-    in_class = _candidates(alt, view)
-    count_c = alt.constraint(hw.COUNT)
-    tests = [_test(c) for c in alt.constraints if c.key != hw.COUNT]
-    fitting = [cand for cand in in_class if all(t(cand) for t in tests)]
+    in_class, fitting, count_c, ok = _fitting(alt, view)
     n = len(fitting)
-    if count_c is not None:
-        ok = _compare(n, count_c.op, [int(v) for v in count_c.values])
-    else:
-        ok = n >= 1
     devices = tuple(c.device for c in fitting if c.device is not None)
     hw_class = hw.get(alt.device_class)
     cls_name = hw_class.display
@@ -277,6 +270,34 @@ def _match_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
         verb = "fits" if n == 1 else "fit"
         return True, f"{_count(n, cls_name)} {verb} ({_list(fitting, alt)})", devices, False
     return False, _explain(alt, view, in_class, fitting, count_c, subject), (), False
+
+
+def holds(spec: Spec, inventory: Inventory) -> bool:
+    """Whether ``spec`` holds on ``inventory``, as :func:`match` decides, without its message.
+
+    Routing decides thousands of specs against every profile and needs the
+    message only for the profile it reports as closest.
+    """
+    view = _view(inventory)
+    return any(
+        not any(c.unknown for c in alt.constraints) and _fitting(alt, view)[3]
+        for alt in spec.alternatives
+    )
+
+
+def _fitting(
+    alt: Alternative, view: _View
+) -> tuple[list[_Cand], list[_Cand], Constraint | None, bool]:
+    """The alternative's class members, those that fit, its count constraint, and whether it holds."""
+    in_class = _candidates(alt, view)
+    count_c = alt.constraint(hw.COUNT)
+    tests = [_test(c) for c in alt.constraints if c.key != hw.COUNT]
+    fitting = [cand for cand in in_class if all(t(cand) for t in tests)]
+    if count_c is not None:
+        ok = _compare(len(fitting), count_c.op, [int(v) for v in count_c.values])
+    else:
+        ok = len(fitting) >= 1
+    return in_class, fitting, count_c, ok
 
 
 def _candidates(alt: Alternative, view: _View) -> list[_Cand]:
