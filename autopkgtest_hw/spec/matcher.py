@@ -288,7 +288,7 @@ def holds(spec: Spec, inventory: Inventory) -> bool:
 def _fitting(
     alt: Alternative, view: _View
 ) -> tuple[list[_Cand], list[_Cand], Constraint | None, bool]:
-    """The alternative's class members, those that fit, its count constraint, and whether it holds."""
+    """The alternative's class members, those that fit, its count constraint, whether it holds."""
     in_class = _candidates(alt, view)
     count_c = alt.constraint(hw.COUNT)
     tests = [_test(c) for c in alt.constraints if c.key != hw.COUNT]
