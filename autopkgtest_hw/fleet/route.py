@@ -325,7 +325,7 @@ class Router:
         fitting: list[Profile] = []
         score: dict[str, tuple[int, list[str]]] = {}
         for p in candidates:
-            plan = make_plan(entry.tree, self._inventory(p))
+            plan = make_plan(entry.tree, self._inventory(p), subject="profile")
             runnable = []
             best = (-1, ["no needs-hw: test can run"])
             for t in plan.tests:

@@ -219,6 +219,11 @@ _VULKAN_RUNTIME = (
     "install vulkan-tools and the device's Vulkan driver (mesa-vulkan-drivers,"
     " nvidia-vulkan-icd) on the host"
 )
+#: amdgpu (sysfs) and NVML report a GPU's memory; for others (i915, xe) only OpenCL does.
+_MEM_RUNTIME = (
+    "install the device's OpenCL ICD (intel-opencl-icd for Intel GPUs, mesa-opencl-icd)"
+    " and python3-pyopencl on the host"
+)
 _VIDEO_RUNTIME = (
     "install vainfo and the device's VA-API driver (mesa-va-drivers,"
     " intel-media-va-driver; NVML answers encode on NVIDIA) on the host"
@@ -239,7 +244,14 @@ KEYS: Mapping[str, Key] = {
         Key("vendor", STRING, ALL, lambda d: d.vendor, lambda c: c.vendor),
         Key("model", STRING, ALL, lambda d: d.model, lambda c: c.model),
         Key("pci", STRING, DEVICES, lambda d: d.pci_id),
-        Key("mem", SIZE, ALL, lambda d: d.memory, lambda c: c.memory),
+        Key(
+            "mem",
+            SIZE,
+            ALL,
+            lambda d: d.memory,
+            lambda c: c.memory,
+            to_know=tuple((c, _MEM_RUNTIME) for c in ("gpu", "sycl", "vulkan", "video")),
+        ),
         Key(COUNT, INT, ALL),
         Key(
             "driver",
