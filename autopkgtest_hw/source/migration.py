@@ -59,6 +59,8 @@ DEPENDS_SIGNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
         "opencl",
         "depends on {pkg}",
     ),
+    # An OpenCL program without PoCL among its Depends looks for the host's device.
+    (re.compile(r"^(ocl-icd-libopencl1|python3-pyopencl)$"), "opencl", "depends on {pkg}"),
     (re.compile(r"^nvidia-vulkan-icd$"), "vulkan", "depends on {pkg}"),
     (
         re.compile(r"^(mesa-va-drivers|intel-media-va-driver(-non-free)?|i965-va-driver)$"),
@@ -120,7 +122,7 @@ def _sign(srcdir: str, name: str, stanza: TestStanza) -> tuple[str, str] | None:
     for pattern, spec, evidence in SCRIPT_SIGNS:
         if pattern.search(text):
             cpu = [e for s, e in depends if s == "opencl:type=cpu"]
-            if spec == "opencl" and cpu and all(s == "opencl:type=cpu" for s, _ in depends):
+            if spec == "opencl" and cpu and not any(s == "opencl" for s, e in depends[:1]):
                 return "opencl:type=cpu", f"{evidence} with {cpu[0].removeprefix('depends on ')}"
             return spec, evidence
     if _COMPILES.search(text) and not _RUNS_BUILT.search(text):
@@ -135,12 +137,9 @@ def _depends_signs(stanza: TestStanza) -> list[tuple[str, str]]:
             m = _DEP_NAME_RE.match(alternative)
             if m:
                 names.append(m.group(1).split(":")[0])
-    out = []
-    for pkg in names:
-        for pattern, spec, evidence in DEPENDS_SIGNS:
-            if pattern.search(pkg):
-                out.append((spec, evidence.format(pkg=pkg)))
-                break
+    out = []  # in the order of DEPENDS_SIGNS: the first is the most telling
+    for pattern, spec, evidence in DEPENDS_SIGNS:
+        out += [(spec, evidence.format(pkg=pkg)) for pkg in names if pattern.search(pkg)]
     return out
 
 
