@@ -30,9 +30,10 @@ from autopkgtest_hw.source.control import (
     TestStanza,
 )
 from autopkgtest_hw.source.hwspec_field import field_texts
+from autopkgtest_hw.spec.coverage import implies
 from autopkgtest_hw.spec.inventory import Inventory
 from autopkgtest_hw.spec.language import Alternative, Spec, SpecError, parse
-from autopkgtest_hw.spec.matcher import Verdict, match
+from autopkgtest_hw.spec.matcher import Verdict, match, unanswered_constraints
 
 IGNORE_OPTION = "--ignore-restrictions="
 #: autopkgtest knows it but never runs a test that has it.
@@ -234,10 +235,29 @@ def suggested_requirement(pkg: SourcePackage) -> Requirement | None:
     for _name, _stanza, specs in hardware_tests(pkg):
         for alt in alternatives_of_test(specs):
             alternatives.setdefault(alt.text, alt)
-    if not alternatives:
+    kept = _useful(list(alternatives.values()))
+    if not kept:
         return None
-    text = "|".join(alternatives)
-    return Requirement((Spec(text, tuple(alternatives.values())),), "tests")
+    text = "|".join(a.text for a in kept)
+    return Requirement((Spec(text, tuple(kept)),), "tests")
+
+
+def _useful(alternatives: list[Alternative]) -> list[Alternative]:
+    """The alternatives worth writing: none that can never hold (a constraint no detector
+    answers), none subsumed by another (``cuda:cc>=7.0`` beside ``cuda``)."""
+    answerable = [
+        a for a in alternatives if not unanswered_constraints(Spec(a.text, (a,)))
+    ] or alternatives  # all unanswerable: lint says so about each test; keep the field whole
+    out = []
+    for i, a in enumerate(answerable):
+        wider = [
+            b
+            for j, b in enumerate(answerable)
+            if j != i and implies(a, b) and (not implies(b, a) or j < i)
+        ]
+        if not wider:
+            out.append(a)
+    return out
 
 
 def package_requirement(pkg: SourcePackage) -> Requirement | None:

@@ -233,10 +233,26 @@ def unanswered_constraints(spec: Spec) -> list[tuple[str, Constraint, str]]:
                 continue
             if c.feature:
                 continue
-            known = hw.KEYS[c.key].why_unanswered(alt.device_class)
+            known = hw.KEYS[c.key].why_unanswered(alt.device_class) or _by_vendor(alt, c)
             if known:
                 out.append((alt.device_class, c, known))
     return out
+
+
+#: Vendors whose Debian kernel drivers report no version, and the class that says why.
+_NO_DRIVER_VERSION = {"amd": "rocm", "intel": "sycl"}
+
+
+def _by_vendor(alt: Alternative, c: Constraint) -> str | None:
+    """``gpu:vendor=amd:driver>=6.0``: the vendor's drivers answer no driver version."""
+    vendor = alt.constraint("vendor")
+    if c.key != "driver" or vendor is None or vendor.op != "=":
+        return None
+    wanted = [v.lower() for v in vendor.values]
+    if not all(v in _NO_DRIVER_VERSION for v in wanted):
+        return None
+    whys = [hw.KEYS["driver"].why_unanswered(_NO_DRIVER_VERSION[v]) for v in wanted]
+    return "; ".join(dict.fromkeys(w for w in whys if w))
 
 
 def _cached_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
