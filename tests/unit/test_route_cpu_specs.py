@@ -103,3 +103,25 @@ def test_an_invalid_spec_is_said_once(fleet: Path, capsys: pytest.CaptureFixture
     main(["route", "--fleet", str(fleet), "--sources", str(index), "--no-broker", "--json"])
     [error] = json.loads(capsys.readouterr().out)["errors"]
     assert error["error"].count("invalid hardware spec") == 1
+
+
+def test_lint_and_route_agree_on_a_cpu_field(
+    fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Field opencl:type=cpu, test needs-hw:opencl (a GPU): lint says no admitted host runs
+    the test, and route sends the package only where it does not run (ordinary workers)."""
+    from autopkgtest_hw.source.archive import read_source_tree
+
+    src = tmp_path / "pkg"
+    (src / "debian" / "tests").mkdir(parents=True)
+    (src / "debian" / "control").write_text(
+        "Source: pkg\nXS-Requires-Hwspec: opencl:type=cpu\n\nPackage: pkg\nArchitecture: any\n"
+    )
+    (src / "debian" / "tests" / "control").write_text(
+        "Test-Command: true\nRestrictions: needs-hw:opencl, skippable\n"
+    )
+    main(["lint", "--json", str(src)])
+    tags = [f["tag"] for f in json.loads(capsys.readouterr().out)["findings"]]
+    assert "needs-hw-test-not-covered" in tags
+    r = route(read_fleet(str(fleet)), [read_source_tree(str(src))], matrix=True)
+    assert sorted(j.profile for j in r.jobs) == ["cpu-amd64", "cpu-arm64"]
