@@ -84,7 +84,8 @@ def test_exclusive_lock_is_held_and_named(tmp_path: Path) -> None:
         path = tmp_path / lock_name(gpu(0))
         [holder] = holders(str(path))
         assert holder.startswith(f"pid {os.getpid()} (") and "pytest" in holder
-        with pytest.raises(AllocationError, match=r"gave up after 0 s .*GPU 0 .* locked by pid"):
+        busy = r"not waiting \(--lock-timeout 0\): GPU 0 .* locked by pid"
+        with pytest.raises(AllocationError, match=busy):
             acquire([gpu(0)], None, str(tmp_path))
     finally:
         alloc.release()

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.locks.allocate import AllocationError, acquire, holders, lock_name
-from autopkgtest_hw.spec.inventory import Device
+from autopkgtest_hw.locks.lockstate import device_states
+from autopkgtest_hw.spec.inventory import Device, Inventory
 from tests.unit.hostile import User, is_root, local_user
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="creates a local user (needs root)")
@@ -82,41 +83,92 @@ def test_a_planted_symlink_never_makes_root_write_its_target(area: Path, user: U
         alloc.release()
 
 
-def test_a_planted_fifo_or_hard_link_is_refused_not_used(area: Path, user: User) -> None:
+PLANT = {
+    "fifo": "import os, sys; os.mkfifo(sys.argv[1])",
+    "directory": (
+        "import os, sys; os.mkdir(sys.argv[1]); os.mkdir(sys.argv[1] + '/deeper');"
+        " os.symlink('/etc', sys.argv[1] + '/deeper/etc')"
+    ),
+    "hard link": (
+        "import os, sys; d = os.path.dirname(sys.argv[1]); open(d + '/mine', 'w').close();"
+        " os.link(d + '/mine', sys.argv[1])"
+    ),
+    "symlink": "import os, sys; os.symlink('/etc/passwd', sys.argv[1])",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANT))
+def test_root_removes_what_a_user_planted_at_a_lock_name(area: Path, user: User, kind: str) -> None:
+    """Issue 18, 2: a FIFO, directory or second hard link at a lock name blocked every run."""
     locks = shared_dir(area)
     gpu = device(node(area, 0o666))
-    r = user.run("import os, sys; os.mkfifo(sys.argv[1])", str(locks / lock_name(gpu)))
+    r = user.run(PLANT[kind], str(locks / lock_name(gpu)))
     assert r.returncode == 0, r.stderr
-    with pytest.raises(AllocationError, match="not a regular file"):
-        acquire([gpu], None, str(locks))
-    (locks / lock_name(gpu)).unlink()
-    mine = area / "users-file"
-    r = user.run(
-        "import os, sys; open(sys.argv[1], 'w').close(); os.link(sys.argv[1], sys.argv[2])",
-        str(area / "users-file"),
-        str(locks / lock_name(gpu)),
-    )
-    if r.returncode != 0:  # /tmp/... is root's 0755: the user cannot write there
-        r = user.run(
-            "import os, sys; open(sys.argv[1], 'w').close(); os.link(sys.argv[1], sys.argv[2])",
-            str(locks / "other"),
-            str(locks / lock_name(gpu)),
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        st = os.lstat(locks / lock_name(gpu))
+        assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == 0
+        assert os.path.exists("/etc/passwd") and os.path.isdir("/etc")
+    finally:
+        alloc.release()
+    if kind == "hard link":
+        assert (locks / "mine").read_text() == ""  # the user's own name is left alone
+
+
+def test_a_user_is_refused_safely_at_a_planted_name(area: Path, user: User) -> None:
+    """Only root may remove another user's things: a user gets an error that says so."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    with local_user() as victim:
+        r = user.run(PLANT["fifo"], str(locks / lock_name(gpu)))
+        assert r.returncode == 0, r.stderr
+        r = victim.run(
+            "import sys\n"
+            "from autopkgtest_hw.locks.allocate import AllocationError, acquire\n"
+            "from autopkgtest_hw.spec.inventory import Device\n"
+            "d = Device(classes=('gpu',), pci_address='0000:01:00.0',"
+            " device_nodes=(sys.argv[2],))\n"
+            "try:\n"
+            "    acquire([d], None, sys.argv[1])\n"
+            "except AllocationError as exc:\n"
+            "    print(exc)\n",
+            str(locks),
+            gpu.device_nodes[0],
         )
     assert r.returncode == 0, r.stderr
-    with pytest.raises(AllocationError, match="2 hard links"):
-        acquire([gpu], None, str(locks))
-    assert not mine.exists() or mine.read_text() == ""
+    assert "not a regular file" in r.stdout and "root removes it" in r.stdout
+    assert stat.S_ISFIFO(os.lstat(locks / lock_name(gpu)).st_mode)
+
+
+def test_a_device_user_cannot_hard_link_roots_lock_file(area: Path, user: User) -> None:
+    """Issue 18, 2: root's lock file was 0666, so protected_hardlinks let anybody link it."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        r = user.run(
+            "import os, sys; os.link(sys.argv[1], sys.argv[2])",
+            str(locks / lock_name(gpu)),
+            str(locks / "copy.lock"),
+        )
+        assert r.returncode != 0 and "Operation not permitted" in r.stderr
+        assert os.stat(locks / lock_name(gpu)).st_nlink == 1
+    finally:
+        alloc.release()
 
 
 def test_a_user_barred_from_the_device_cannot_block_roots_lock(area: Path, user: User) -> None:
     """Holding an flock needs only a read descriptor: the lock file is root's 0600 here."""
     locks = shared_dir(area)
     gpu = device(node(area, 0o600))  # only root may open the device
-    acquire([gpu], None, str(locks)).release()
-    path = locks / lock_name(gpu)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
-    r = user.run("import sys; open(sys.argv[1], 'rb')", str(path))
-    assert r.returncode != 0 and "Permission denied" in r.stderr
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        path = locks / lock_name(gpu)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
+        r = user.run("import sys; open(sys.argv[1], 'rb')", str(path))
+        assert r.returncode != 0 and "Permission denied" in r.stderr
+    finally:
+        alloc.release()
     acquire([gpu], None, str(locks)).release()
 
 
@@ -172,7 +224,7 @@ def test_forged_holder_lines_are_not_what_a_waiter_prints(area: Path, user: User
     acquire([gpu], None, str(locks)).release()
     forger = user.start(
         "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
         "os.write(fd, b'hw1 pid=1 kind=ci user=root package=trusted argv=official%20CI\\n')\n"
         "print('held', flush=True)\n"
@@ -190,6 +242,35 @@ def test_forged_holder_lines_are_not_what_a_waiter_prints(area: Path, user: User
         forger.wait()
         assert forger.stdout is not None
         forger.stdout.close()
+
+
+FORGE = (
+    "import os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_WRONLY)\n"
+    "os.ftruncate(fd, 0)\n"
+    "os.write(fd, f'hw1 pid={sys.argv[2]} kind=porterbox user=root until=9999999999\\n'.encode())\n"
+)
+
+
+def test_a_device_user_cannot_forge_roots_holder_record(area: Path, user: User) -> None:
+    """Issue 18, 10: root's record rewritten with the real pid was shown as verified."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    path = locks / lock_name(gpu)
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        r = user.run(FORGE, str(path), str(os.getpid()))
+        assert r.returncode != 0 and "Permission denied" in r.stderr  # only its owner writes it
+        path.chmod(0o666)  # a lock file as older versions left it: anybody may write
+        r = user.run(FORGE, str(path), str(os.getpid()))
+        assert r.returncode == 0, r.stderr
+        [state] = device_states(Inventory(devices=(gpu,)), str(locks))
+        [held_by] = state.holders
+        assert state.state == "held" and held_by.pid == os.getpid()
+        assert not held_by.verified and "porterbox" not in held_by.describe()
+        assert holders(str(path)) == [f"pid {os.getpid()} of user root"]
+    finally:
+        alloc.release()
 
 
 def test_an_existing_private_lock_dir_keeps_its_mode(area: Path) -> None:
