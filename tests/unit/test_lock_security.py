@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import pytest
 from autopkgtest_hw.locks.allocate import AllocationError, acquire, holders, lock_name
 from autopkgtest_hw.locks.lockstate import device_states
 from autopkgtest_hw.spec.inventory import Device, Inventory
-from tests.unit.hostile import User, is_root, local_user
+from tests.unit.hostile import REPO, User, is_root, local_user
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="creates a local user (needs root)")
 
@@ -332,3 +335,167 @@ def test_a_planted_fifo_ticket_does_not_block_the_queue(area: Path, user: User) 
             acquire([gpu], None, str(locks), timeout=0.3)  # queues: reads the tickets
     finally:
         held.release()
+
+
+HOLD = (
+    "import sys, time\n"
+    "from autopkgtest_hw.locks.allocate import acquire\n"
+    "from autopkgtest_hw.spec.inventory import Device\n"
+    "d = Device(classes=('gpu',), pci_address='0000:01:00.0', device_nodes=(sys.argv[2],),\n"
+    "           uuid='GPU-00000000-0000-0000-0000-000000000001')\n"
+    "alloc = acquire([d], None, sys.argv[1], timeout=float(sys.argv[3]))\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(float(sys.argv[4]))\n"
+)
+
+
+def test_a_lock_file_a_user_made_for_a_root_device_is_open_to_all(area: Path, user: User) -> None:
+    """Issue 18, 3: the creator's fchown(gid 0) failed and the fchmod after it was skipped."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))  # root:root 0666, like /dev/nvidia0
+    first = user.start(HOLD, str(locks), gpu.device_nodes[0], "0", "120")
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "locked"
+        st = (locks / lock_name(gpu)).stat()
+        assert st.st_uid == user.uid and stat.S_IMODE(st.st_mode) == 0o644
+        with local_user() as worker:  # the debci worker's user: waits, is not refused
+            r = worker.run(HOLD, str(locks), gpu.device_nodes[0], "0", "0")
+            assert "not waiting (--lock-timeout 0)" in r.stderr, r.stderr
+            first.kill()  # SIGKILL: the file stays behind, the lock goes
+            first.wait()
+            r = worker.run(HOLD, str(locks), gpu.device_nodes[0], "5", "0")
+            assert r.returncode == 0 and r.stdout.strip() == "locked", r.stderr
+    finally:
+        first.kill()
+        first.wait()
+        assert first.stdout is not None
+        first.stdout.close()
+
+
+def test_a_user_gets_the_device_after_its_node_became_open(area: Path, user: User) -> None:
+    """Issue 20: a lock file made while the node was 0644 stayed 0600 when it became 0666."""
+    locks = shared_dir(area)
+    n = node(area, 0o644)
+    gpu = device(n)
+    acquire([gpu], None, str(locks)).release()
+    n.chmod(0o666)
+    r = user.run(HOLD, str(locks), str(n), "0", "0")
+    assert r.returncode == 0 and r.stdout.strip() == "locked", r.stderr
+
+
+def queue_dir(locks: Path) -> Path:
+    """The queue as the Debian package makes it at boot (debian/autopkgtest-hw.tmpfiles)."""
+    q = locks / "queue"
+    q.mkdir()
+    q.chmod(0o1777)
+    return q
+
+
+FAKE_TICKETS = (
+    "import fcntl, os, sys, time\n"
+    "q, lock, count = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+    "record = f'hw1 pid=1 kind=porterbox user=root\\nwants {lock}\\n'.encode()\n"
+    "fds = []\n"
+    "for name in ('1-1.ticket', f'2-{os.getpid()}.ticket'):\n"
+    "    fd = os.open(os.path.join(q, name), os.O_RDWR | os.O_CREAT, 0o644)\n"
+    "    os.write(fd, record.replace(b'pid=1', f'pid={os.getpid()}'.encode())\n"
+    "             if name.startswith('2-') else record)\n"
+    "    fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "    fds.append(fd)\n"
+    "for i in range(count):  # one flocked file under many names\n"
+    "    os.link(os.path.join(q, f'2-{os.getpid()}.ticket'),\n"
+    "            os.path.join(q, f'{3 + i}-{os.getpid()}.ticket'))\n"
+    "print('queued', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.mark.parametrize(("mode", "links"), [(0o600, 0), (0o666, 1000)])
+def test_nobody_can_block_the_device_with_forged_tickets(
+    area: Path, user: User, mode: int, links: int
+) -> None:
+    """Issue 18, 1: a user's ticket (pid 1, or hard-linked 1000 times) blocked root's CI."""
+    locks = shared_dir(area)
+    q = queue_dir(locks)
+    gpu = device(node(area, mode))
+    fake = user.start(FAKE_TICKETS, str(q), lock_name(gpu), str(links))
+    try:
+        assert fake.stdout is not None and fake.stdout.readline().strip() == "queued"
+        [state] = device_states(Inventory(devices=(gpu,)), str(locks))
+        assert state.state == "free" and state.waiters == []
+        alloc = acquire([gpu], None, str(locks))  # --lock-timeout 0 and not blocked
+        alloc.release()
+    finally:
+        fake.kill()
+        fake.wait()
+        assert fake.stdout is not None
+        fake.stdout.close()
+
+
+def test_a_device_users_own_ticket_counts(area: Path, user: User) -> None:
+    """The queue still works for the users of the device: a ticket of their own process."""
+    locks = shared_dir(area)
+    queue_dir(locks)
+    gpu = device(node(area, 0o666))
+    held = acquire([gpu], None, str(locks))
+    waiter = user.start(HOLD, str(locks), gpu.device_nodes[0], "30", "0")
+    try:
+        for _ in range(100):
+            [state] = device_states(Inventory(devices=(gpu,)), str(locks))
+            if state.waiters:
+                break
+            time.sleep(0.1)
+        [w] = state.waiters
+        assert w.pid == waiter.pid and w.user == user.name and w.verified
+    finally:
+        held.release()
+    assert waiter.stdout is not None and waiter.stdout.readline().strip() == "locked"
+    waiter.wait()
+    waiter.stdout.close()
+
+
+@pytest.mark.parametrize("planted", ["file", "directory"])
+def test_root_queues_whatever_a_user_planted_as_the_queue(
+    area: Path, user: User, planted: str
+) -> None:
+    """Issue 18, 1: a plain file `queue`, or a user's own `queue/`, made root's runs fail."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    make = "open(sys.argv[1], 'w').close()" if planted == "file" else "os.mkdir(sys.argv[1])"
+    r = user.run(f"import os, sys; {make}", str(locks / "queue"))
+    assert r.returncode == 0, r.stderr
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(locks), gpu.device_nodes[0], "0", "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(AllocationError, match=r"gave up after 0\.5 s"):
+            acquire([gpu], None, str(locks), timeout=0.5)
+        st = os.lstat(locks / "queue")
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
+def test_a_user_waits_without_a_ticket_where_the_queue_is_not_trusted(
+    area: Path, user: User
+) -> None:
+    """Another user's `queue` file cannot be removed by a user: they wait all the same."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    with local_user() as planter:
+        r = planter.run("import sys; open(sys.argv[1], 'w').close()", str(locks / "queue"))
+        assert r.returncode == 0, r.stderr
+        held = acquire([gpu], None, str(locks))
+        waiter = user.start(HOLD, str(locks), gpu.device_nodes[0], "30", "0")
+        time.sleep(1)
+        held.release()
+        assert waiter.stdout is not None and waiter.stdout.readline().strip() == "locked"
+        assert waiter.wait() == 0
+        waiter.stdout.close()
