@@ -375,8 +375,8 @@ def open_lock_file(dir_fd: int, dir_path: str, name: str, access: Access, *, cre
                 fd = os.open(name, base | os.O_RDONLY, dir_fd=dir_fd)
             except OSError:
                 raise LockDirError(
-                    f"cannot open the lock file {path}: permission denied (only users who may"
-                    " open the device may lock it; see docs/security.md)"
+                    f"cannot open the lock file {path}: permission denied ({_why_denied(access)};"
+                    " see docs/security.md)"
                 ) from None
         except OSError as exc:
             if exc.errno == errno.ELOOP and _remove_planted_link(dir_fd, name):
@@ -408,6 +408,17 @@ def open_lock_file(dir_fd: int, dir_path: str, name: str, access: Access, *, cre
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
         return fd
     raise LockDirError(f"cannot open the lock file {path}: it keeps changing under us")
+
+
+def _why_denied(access: Access) -> str:
+    """Why a lock file we could not open is closed to us, as far as we can tell."""
+    group = access.gid is not None and access.gid in os.getgroups() and access.mode & 0o040
+    if access.mode & 0o004 or group:
+        return (
+            "the device's nodes let you open it now, but the lock file kept the mode they had"
+            " when it was made; its owner's or root's next run of the device sets it anew"
+        )
+    return "only users who may open the device may lock it"
 
 
 def _remove_planted_link(dir_fd: int, name: str) -> bool:

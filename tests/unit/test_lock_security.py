@@ -499,3 +499,15 @@ def test_a_user_waits_without_a_ticket_where_the_queue_is_not_trusted(
         assert waiter.stdout is not None and waiter.stdout.readline().strip() == "locked"
         assert waiter.wait() == 0
         waiter.stdout.close()
+
+
+@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None, reason="needs systemd-tmpfiles")
+def test_the_package_makes_the_queue_at_boot_with_the_lock_dir(area: Path, user: User) -> None:
+    """Issue 18, 1: tmpfiles.d made only the lock directory; a user could make `queue/` first."""
+    tmpfiles = Path(REPO) / "debian" / "autopkgtest-hw.tmpfiles"
+    subprocess.run(["systemd-tmpfiles", f"--root={area}", "--create", str(tmpfiles)], check=True)
+    locks = area / "run" / "lock" / "autopkgtest-hw"
+    st = os.lstat(locks / "queue")
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o1777
+    r = user.run("import os, sys; os.rmdir(sys.argv[1])", str(locks / "queue"))
+    assert r.returncode != 0
