@@ -173,7 +173,7 @@ def holders(path: str) -> list[str]:
     holder without a confirmed record is named by its pid and real owner.
     """
     pids = holder_records.flock_pids(path)
-    records = holder_records.live_holders(path)
+    records = holder_records.live_holders(path, pids)
     if pids is None:
         return [h.describe() for h in records]
     confirmed = [h for h in records if h.pid in pids and h.verified]

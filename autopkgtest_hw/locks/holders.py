@@ -323,8 +323,12 @@ def verify(h: Holder, lock_pids: set[int] | None, st: os.stat_result | None = No
     return replace(h, owner=owner, verified=ok)
 
 
-def live_holders(path: str) -> list[Holder]:
-    """The records of ``path`` whose process is alive, verified against the kernel."""
-    pids = flock_pids(path)
+def live_holders(path: str, pids: set[int] | None = None) -> list[Holder]:
+    """The records of ``path`` whose process is alive, verified against the kernel.
+
+    ``pids``: the holders the kernel names (``flock_pids``), if already read.
+    """
+    if pids is None:
+        pids = flock_pids(path)
     records, st = read_file(path)
     return [verify(h, pids, st) for h in records if alive(h.pid)]

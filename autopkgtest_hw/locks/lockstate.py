@@ -54,7 +54,7 @@ def device_states(inventory: Inventory, lock_dir: str) -> list[DeviceState]:
         name = allocate.lock_name(d)
         path = os.path.join(lock_dir, name)
         pids = holders.flock_pids(path) if os.path.exists(path) else set()
-        records = holders.live_holders(path) if pids or pids is None else []
+        records = holders.live_holders(path, pids) if pids or pids is None else []
         held = bool(pids) if pids is not None else bool(records)
         if held and pids:
             # The kernel's word over the file's: a record counts only if verified.
