@@ -11,19 +11,24 @@ docs/security.md):
   already exists stays as it is;
 * a lock file is opened with ``openat`` relative to that directory's
   descriptor, ``O_NOFOLLOW | O_NONBLOCK | O_NOCTTY``, and used only if it is a
-  regular file with one link: a symlink, FIFO, device or hard link planted by
-  another user is refused (root removes a planted symlink), so nothing is ever
+  regular file with one link; as root, anything else planted at a lock name
+  (symlink, FIFO, socket, device, directory, a hard-linked file nobody holds)
+  is removed first, and a user gets an error naming it, so nothing is ever
   written or truncated through a name someone else chose;
-* who may open a lock file is who may open the device: it gets the group and
-  the group/other read-write bits of the device's nodes (``/dev/nvidia0``
-  0666: everybody; ``/dev/dri/renderD128`` root:render 0660: the render
-  group; no node on this host: only its owner and root).  Holding an flock
-  needs only a read descriptor, so a user who could read the file could block
-  the device; a user who can open the device can use it anyway, so locking it
-  gives them nothing more;
+* who may open a lock file is who may open the device: it gets the group of
+  the device's nodes and read access for those who may read and write them
+  (``/dev/nvidia0`` 0666: everybody; ``/dev/dri/renderD128`` root:render
+  0660: the render group; no node on this host: only its owner and root).
+  Holding an flock needs only a read descriptor, so a user who could read
+  the file could block the device; a user who can open the device can use
+  it anyway, so locking it gives them nothing more.  Only the owner may write
+  the file: nobody else can rewrite the holder record in it.  The owner or
+  root sets the mode again at every open, so it follows the device's nodes;
 * after the flock is taken, the name must still be the file we locked (a
-  file removed and re-created in between is retried), and root takes over a
-  lock file another user created once it holds it exclusively.
+  file removed and re-created in between is retried), root takes over a
+  lock file another user created once it holds it exclusively, and a lock
+  file nobody holds any more is removed at release (it is made anew, with
+  the device's mode of then, by the next run).
 """
 
 from __future__ import annotations
