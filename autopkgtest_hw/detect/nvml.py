@@ -24,6 +24,11 @@ from autopkgtest_hw.spec.hardware import (
 from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "nvml"
+#: Where the module comes from on Debian first (contrib), then PyPI's name for it.
+NO_PYNVML = (
+    "python3-pynvml is not installed (Debian contrib; in a virtualenv: nvidia-ml-py,"
+    " never PyPI's deprecated pynvml)"
+)
 
 
 #: NVML's names are marketing names ("NVIDIA H100 PCIe") and its memory is the usable total.
@@ -41,7 +46,7 @@ NAME = "nvml"
     ),
 )
 def detect() -> tuple[list[Device], DetectorReport]:
-    pynvml = optional_module("pynvml", "nvidia-ml-py is not installed (no pynvml module)")
+    pynvml = optional_module("pynvml", NO_PYNVML)
     try:
         pynvml.nvmlInit()
     except (
