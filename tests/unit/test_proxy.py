@@ -283,15 +283,16 @@ def test_probe_failure_is_reported_with_the_testbeds_words() -> None:
 def test_a_probe_that_prints_without_end_is_stopped_not_read_into_memory(tmp_path: Path) -> None:
     """A testbed that would print 256 MiB: the probe fails with the reason after reading ~1 MiB."""
     written = tmp_path / "written"
+    written.write_text("0" * 12)
     auxverb = tmp_path / "auxverb"
-    auxverb.write_text(
+    auxverb.write_text(  # the count is overwritten in place: a kill never leaves it empty
         f"#!{sys.executable}\n"
         "import os\n"
+        f"fd = os.open({str(written)!r}, os.O_WRONLY)\n"
         "n = 0\n"
         "while n < 256 << 20:\n"
         "    n += os.write(1, bytes(65536))\n"
-        f"    with open({str(written)!r}, 'w') as f:\n"
-        "        f.write(str(n))\n"
+        "    os.pwrite(fd, b'%012d' % n, 0)\n"
     )
     auxverb.chmod(0o755)
     with pytest.raises(probe.ProbeError, match="the probe printed more than 1 MiB"):
