@@ -142,7 +142,7 @@ def _plan(
     if len(actions) != 1 or actions[0][0] == "binary":
         return "the run has binary packages or more than one source"
     kind, tree, built_binaries = actions[0]
-    why = _source_unsure(opts, kind, tree, built_binaries)
+    why = _source_unsure(testdesc, opts, kind, tree, built_binaries)
     if why:
         return why
     expected = predictor(list(vserver_args))
@@ -208,7 +208,9 @@ def _same(
     return verdicts[0]
 
 
-def _source_unsure(opts: Any, kind: str, tree: str, built_binaries: object) -> str | None:
+def _source_unsure(
+    testdesc: ModuleType, opts: Any, kind: str, tree: str, built_binaries: object
+) -> str | None:
     """Why this package source needs the testbed before its tests are known; None: it does not."""
     if getattr(opts, "validate", False):
         return "--validate"
@@ -229,18 +231,19 @@ def _source_unsure(opts: Any, kind: str, tree: str, built_binaries: object) -> s
         return None
     if not os.path.isfile(os.path.join(tree, "debian", "tests", "control")):
         return "no debian/tests/control (autodep8 may make tests)"
-    if getattr(opts, "auto_control", True) and _wants_autodep8(tree):
+    if getattr(opts, "auto_control", True) and _wants_autodep8(testdesc, tree):
         return "Testsuite: autopkgtest-pkg-* (autodep8 makes tests)"
     return None
 
 
-def _wants_autodep8(tree: str) -> bool:
+def _wants_autodep8(testdesc: ModuleType, tree: str) -> bool:
+    """Whether autopkgtest would ask autodep8 (Testsuite: autopkgtest-pkg-*), as it reads it."""
     try:
-        with open(os.path.join(tree, "debian", "control"), encoding="utf-8") as f:
-            head = f.read(1 << 20).split("\n\n", 1)[0]
-    except (OSError, UnicodeDecodeError):
+        for record in testdesc.parse_rfc822(os.path.join(tree, "debian", "control")):
+            return "autopkgtest-pkg-" in record.get("Testsuite", "")
+    except Exception:
         return True
-    return "autopkgtest-pkg-" in head
+    return False
 
 
 def _has_architecture(testdesc: ModuleType, control: str) -> bool:

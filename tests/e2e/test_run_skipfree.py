@@ -1,0 +1,235 @@
+"""``autopkgtest-hw run`` without a testbed, when every test is skipped whatever the testbed.
+
+Each case runs the same package twice through the real autopkgtest: as a
+user does (the testbed is not opened when the verdict is certain) and with
+``--hw-open-testbed`` (the testbed opened as before), and compares what a
+user and debci read: the exit code, the summary, the SKIP lines of the log,
+testpkg-version and testinfo.json's virt_server.  The inner server is a
+copy of ``autopkgtest-virt-null`` that leaves a mark when it starts, so each
+case also knows whether a testbed was opened.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .fixtures import (
+    AUTOPKGTEST_HW,
+    POCL_CPU,
+    TESLA_T4,
+    command_test,
+    hw_env,
+    make_tests_tree,
+    write_inventory,
+)
+
+NOT_OPENED = "testbed not opened: every test is skipped whatever the testbed"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("autopkgtest") is None, reason="needs autopkgtest"
+)
+
+
+@dataclass
+class Outcome:
+    rc: int
+    stdout: str
+    stderr: str
+    out: Path
+    opened: bool
+
+    @property
+    def summary(self) -> str:
+        return (self.out / "summary").read_text()
+
+    def reports(self) -> list[str]:
+        """The log's report lines (a test name and its result), without the timestamps."""
+        results = ("PASS", "FAIL", "SKIP", "FLAKY", "BROKEN")
+        lines = (self.out / "log").read_text().splitlines()
+        return [ln for ln in lines if len(ln.split()) > 1 and ln.split()[1] in results]
+
+    def file(self, name: str) -> str | None:
+        path = self.out / name
+        return path.read_text() if path.exists() else None
+
+
+def marking_null(where: Path) -> tuple[Path, Path]:
+    """An inner server named autopkgtest-virt-null that marks each start; (server, mark)."""
+    where.mkdir(parents=True, exist_ok=True)
+    mark = where / "started"
+    real = shutil.which("autopkgtest-virt-null")
+    assert real is not None
+    server = where / "autopkgtest-virt-null"
+    server.write_text(f'#!/bin/sh\necho started >> "{mark}"\nexec "{real}" "$@"\n')
+    server.chmod(0o755)
+    return server, mark
+
+
+def run_twice(
+    tmp_path: Path, args: list[str], hwgpu: list[str]
+) -> tuple[Outcome, Outcome]:
+    """(as a user runs it, with --hw-open-testbed) of ``run ARGS -- hwgpu HWGPU null``."""
+    outcomes = []
+    for n, own in enumerate(([], ["--hw-open-testbed"])):
+        server, mark = marking_null(tmp_path / f"inner-{n}")
+        out = tmp_path / f"out-{n}"
+        proc = subprocess.run(
+            [
+                str(AUTOPKGTEST_HW),
+                "run",
+                *own,
+                *args,
+                "-o",
+                str(out),
+                "--",
+                "hwgpu",
+                *hwgpu,
+                str(server),
+            ],
+            env=hw_env(None),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=600,
+        )
+        outcomes.append(Outcome(proc.returncode, proc.stdout, proc.stderr, out, mark.exists()))
+    return outcomes[0], outcomes[1]
+
+
+def assert_same_for_users(free: Outcome, opened: Outcome) -> None:
+    assert opened.opened, opened.stderr
+    assert free.rc == opened.rc, free.stderr + opened.stderr
+    assert free.summary == opened.summary
+    assert free.stdout == opened.stdout
+    assert free.reports() == opened.reports()
+    assert free.file("testpkg-version") == opened.file("testpkg-version")
+    free_info = json.loads(free.file("testinfo.json") or "{}")
+    opened_info = json.loads(opened.file("testinfo.json") or "{}")
+    # The two runs' inner servers are two copies (inner-0, inner-1), each with its mark.
+    assert free_info["virt_server"] == opened_info["virt_server"].replace("inner-1", "inner-0")
+
+
+def no_gpu(tmp_path: Path) -> list[str]:
+    return ["--inventory", str(write_inventory(tmp_path / "inv.json", [POCL_CPU]))]
+
+
+def built_tree(where: Path, stanzas: list[str]) -> Path:
+    """A built source tree (debian/files present): autopkgtest reads it on the host."""
+    tree = make_tests_tree(where, stanzas)
+    (tree / "debian" / "control").write_text(
+        "Source: gpudemo\nMaintainer: T <t@example.org>\n\n"
+        "Package: gpudemo\nArchitecture: all\nDescription: d\n d\n"
+    )
+    (tree / "debian" / "changelog").write_text(
+        textwrap.dedent(
+            """\
+            gpudemo (2.1-1) unstable; urgency=medium
+
+              * Test.
+
+             -- T <t@example.org>  Mon, 01 Jan 2024 00:00:00 +0000
+            """
+        )
+    )
+    (tree / "debian" / "files").write_text("")
+    return tree
+
+
+def test_gpu_only_package_is_reported_as_autopkgtest_does_without_a_testbed(
+    tmp_path: Path,
+) -> None:
+    pkg = built_tree(
+        tmp_path / "pkg",
+        [
+            command_test("cuda-smoke", "needs-hw:cuda:cc>=8.0", depends="python3-torch"),
+            command_test("rocm", "needs-hw:rocm, needs-root"),
+            command_test("typo", "needs-hw:cuda:cc>>8.0"),
+        ],
+    )
+    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path))
+    assert not free.opened, free.stderr
+    assert free.rc == 8
+    assert free.summary.splitlines()[0] == (
+        "cuda-smoke           SKIP needs-hw:cuda:cc>=8.0 not satisfied: testbed has no CUDA device"
+    )
+    assert NOT_OPENED in (free.out / "log").read_text()
+    assert NOT_OPENED not in (opened.out / "log").read_text()
+    assert free.file("testpkg-version") == "gpudemo 2.1-1\n"
+    assert_same_for_users(free, opened)
+
+
+def test_a_package_with_a_test_that_may_run_opens_the_testbed(tmp_path: Path) -> None:
+    pkg = make_tests_tree(
+        tmp_path / "pkg", [command_test("plain"), command_test("gpu", "needs-hw:cuda")]
+    )
+    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path))
+    assert free.opened
+    assert free.rc == 2
+    assert_same_for_users(free, opened)
+
+
+def test_a_skip_that_depends_on_the_testbeds_capabilities_opens_it(tmp_path: Path) -> None:
+    """isolation-machine: null cannot, but the verdict is the testbed's to give."""
+    pkg = make_tests_tree(
+        tmp_path / "pkg",
+        [command_test("vm", "isolation-machine"), command_test("gpu", "needs-hw:cuda")],
+    )
+    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path))
+    assert free.opened
+    assert_same_for_users(free, opened)
+
+
+def test_a_spec_the_passed_devices_satisfy_opens_the_testbed(tmp_path: Path) -> None:
+    pkg = make_tests_tree(tmp_path / "pkg", [command_test("t4", "needs-hw:cuda:cc>=7.0")])
+    inventory = write_inventory(tmp_path / "inv.json", [TESLA_T4])
+    # The T4 cannot be passed (no device node here): the testbed says so, not a skip.
+    free, _ = run_twice(tmp_path, [str(pkg)], ["--inventory", str(inventory)])
+    assert free.opened
+
+
+def test_a_cpu_spec_is_the_testbeds_to_judge(tmp_path: Path) -> None:
+    pkg = make_tests_tree(tmp_path / "pkg", [command_test("big", "needs-hw:cpu:cores>=4096")])
+    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path))
+    assert free.opened
+    assert_same_for_users(free, opened)
+
+
+def test_test_name_limits_the_verdict_to_the_named_tests(tmp_path: Path) -> None:
+    pkg = make_tests_tree(
+        tmp_path / "pkg", [command_test("plain"), command_test("gpu", "needs-hw:cuda")]
+    )
+    free, opened = run_twice(tmp_path, ["--test-name=gpu", str(pkg)], no_gpu(tmp_path))
+    assert not free.opened, free.stderr
+    assert free.rc == 8
+    assert_same_for_users(free, opened)
+
+
+def test_architecture_is_decided_as_autopkgtest_does(tmp_path: Path) -> None:
+    pkg = make_tests_tree(
+        tmp_path / "pkg",
+        [
+            command_test("elsewhere", "needs-hw:cuda") + "Architecture: s390x\n",
+            command_test("gpu", "needs-hw:rocm") + "Architecture: any\n",
+        ],
+    )
+    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path))
+    assert not free.opened, free.stderr
+    assert "SKIP Test lists explicitly supported architectures" in free.summary
+    assert_same_for_users(free, opened)
+
+
+def test_an_unbuilt_tree_reports_its_skips_twice_as_autopkgtest_does(tmp_path: Path) -> None:
+    pkg = built_tree(tmp_path / "pkg", [command_test("gpu", "needs-hw:cuda")])
+    (pkg / "debian" / "files").unlink()
+    free, opened = run_twice(tmp_path, ["-B", str(pkg)], no_gpu(tmp_path))
+    assert not free.opened, free.stderr
+    assert free.summary.count("gpu ") == 2
+    assert_same_for_users(free, opened)
+
