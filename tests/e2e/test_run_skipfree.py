@@ -12,6 +12,7 @@ case also knows whether a testbed was opened.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import textwrap
@@ -32,9 +33,7 @@ from .fixtures import (
 
 NOT_OPENED = "testbed not opened: every test is skipped whatever the testbed"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("autopkgtest") is None, reason="needs autopkgtest"
-)
+pytestmark = pytest.mark.skipif(shutil.which("autopkgtest") is None, reason="needs autopkgtest")
 
 
 @dataclass
@@ -72,9 +71,7 @@ def marking_null(where: Path) -> tuple[Path, Path]:
     return server, mark
 
 
-def run_twice(
-    tmp_path: Path, args: list[str], hwgpu: list[str]
-) -> tuple[Outcome, Outcome]:
+def run_twice(tmp_path: Path, args: list[str], hwgpu: list[str]) -> tuple[Outcome, Outcome]:
     """(as a user runs it, with --hw-open-testbed) of ``run ARGS -- hwgpu HWGPU null``."""
     outcomes = []
     for n, own in enumerate(([], ["--hw-open-testbed"])):
@@ -233,3 +230,56 @@ def test_an_unbuilt_tree_reports_its_skips_twice_as_autopkgtest_does(tmp_path: P
     assert free.summary.count("gpu ") == 2
     assert_same_for_users(free, opened)
 
+
+@pytest.mark.skipif(
+    not (Path("/usr/share/debci/bin/debci-worker").exists() and os.geteuid() == 0),
+    reason="needs debci and root",
+)
+def test_the_debci_backend_answers_a_gpu_only_package_without_a_testbed(tmp_path: Path) -> None:
+    """debci's hwgpu backend runs autopkgtest-hw run: neutral (8), no testbed started."""
+    from ..fleet.fleet_support import ARCH, debci_status, make_debci_tree
+    from ..fleet.fleet_support import env as debci_env
+    from ..fleet.fleet_support import make_package as make_debci_package
+
+    debci = make_debci_tree(tmp_path / "debci")
+    sources = tmp_path / "sources"
+    make_debci_package(sources, "gpupkg", {"cuda": ("needs-hw:cuda", "nvidia-smi")})
+    server, mark = marking_null(tmp_path / "inner")
+    conf = tmp_path / "config"
+    conf.mkdir()
+    (tmp_path / "data").mkdir()
+    inventory = write_inventory(tmp_path / "inv.json", [POCL_CPU])
+    settings = {
+        "debci_data_basedir": tmp_path / "data",
+        "debci_backend": "hwgpu",
+        "debci_hwgpu_inner": server,
+        "debci_hwgpu_args": f"--inventory {inventory}",
+        "debci_hwgpu_local_sources": sources,
+    }
+    (conf / "debci.conf").write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
+    out = tmp_path / "out"
+    e = debci_env()
+    e.update(
+        debci_config_dir=str(conf),
+        debci_suite="unstable",
+        debci_arch=ARCH,
+        debci_test_package="gpupkg",
+        debci_test_outputdir=str(out),
+    )
+    proc = subprocess.run(
+        [str(debci / "backends" / "hwgpu" / "test-package"), "--output-dir", str(out), "gpupkg"],
+        env=e,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    code = int((out / "exitcode").read_text())
+    assert code == proc.returncode == 8, proc.stdout + proc.stderr
+    assert debci_status(code) == "neutral"
+    assert not mark.exists()
+    assert (out / "summary").read_text() == (
+        "cuda                 SKIP needs-hw:cuda not satisfied: testbed has no CUDA device\n"
+    )
+    assert NOT_OPENED in (out / "log").read_text()
+    assert (out / "testpkg-version").read_text() == "gpupkg 1.0\n"
