@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 
 from autopkgtest_hw.base import log
@@ -118,6 +119,8 @@ def expect_testbed(vserver_args: list[str]) -> Expected | str:
     kind = base.removeprefix("autopkgtest-virt-").split("+", 1)[0]
     if kind not in _SKIP_FREE_INNERS:
         return f"a {kind} testbed's devices are known only inside it"
+    if not _found(opts.inner):
+        return f"the inner server {opts.inner} is not found (hwgpu says so when it starts)"
     from autopkgtest_hw.locks import allocate
     from autopkgtest_hw.spec.inventory import Cpu, Inventory
 
@@ -138,6 +141,14 @@ def expect_testbed(vserver_args: list[str]) -> Expected | str:
     why = f"hwgpu {kind}: {len(passed)} device(s) of {source} would be passed"
     log.debug(f"skip without testbed: {why}")
     return Expected(tuple(most.to_capabilities()), tuple(least.to_capabilities()), arch, why)
+
+
+def _found(inner: str) -> bool:
+    """Whether hwgpu finds its inner server (as autopkgtest finds virt servers)."""
+    if "/" in inner:
+        return os.access(inner, os.X_OK)
+    name = inner if inner.startswith("autopkgtest-virt-") else f"autopkgtest-virt-{inner}"
+    return shutil.which(name) is not None
 
 
 def _host_arch() -> str | None:

@@ -283,3 +283,41 @@ def test_the_debci_backend_answers_a_gpu_only_package_without_a_testbed(tmp_path
     )
     assert NOT_OPENED in (out / "log").read_text()
     assert (out / "testpkg-version").read_text() == "gpupkg 1.0\n"
+
+
+def unopened_reason(tmp_path: Path, args: list[str]) -> tuple[int, str]:
+    """(exit code, stderr) of ``autopkgtest-hw -d run ARGS`` whose testbed cannot start."""
+    inner = tmp_path / "missing" / "autopkgtest-virt-null"  # not there: opening fails (16)
+    proc = subprocess.run(
+        [str(AUTOPKGTEST_HW), "-d", "run", *args, "--", "hwgpu", *no_gpu(tmp_path), str(inner)],
+        env=hw_env(None),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        ([], "the package is built first"),
+        (["-B", "--validate"], "--validate"),
+    ],
+)
+def test_an_unbuilt_tree_that_autopkgtest_works_on_in_the_testbed_opens_it(
+    tmp_path: Path, args: list[str], why: str
+) -> None:
+    pkg = built_tree(tmp_path / "pkg", [command_test("gpu", "needs-hw:cuda")])
+    (pkg / "debian" / "files").unlink()
+    rc, stderr = unopened_reason(tmp_path, [*args, str(pkg)])
+    assert f"opening the testbed: {why}" in stderr
+    assert rc == 16, stderr  # the testbed was asked for, and could not start
+
+
+def test_a_missing_inner_server_is_left_to_the_testbed_to_report(tmp_path: Path) -> None:
+    pkg = make_tests_tree(tmp_path / "pkg", [command_test("gpu", "needs-hw:cuda")])
+    rc, stderr = unopened_reason(tmp_path, [str(pkg)])
+    assert rc == 16, stderr
+    assert "is not found" in stderr
