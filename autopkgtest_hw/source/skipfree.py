@@ -49,6 +49,8 @@ NOT_OPENED = (
     "testbed not opened: every test is skipped whatever the testbed ({why});"
     " autopkgtest-hw run skipped the testbed's start-up"
 )
+#: The architecture of a trial parse where none is known (only tests without one count).
+_ANY_ARCH = "amd64"
 #: Extra capabilities autopkgtest adds itself (adt_testbed: has_internet).
 _AUTOPKGTEST_CAPS = ("has_internet",)
 
@@ -146,6 +148,24 @@ def _plan(
     why = _source_unsure(testdesc, opts, kind, tree, built_binaries)
     if why:
         return why
+    universe = _autopkgtest_caps(testdesc)
+    if universe is None:
+        return "autopkgtest's RESTRICTIONS_REQUIRE_CAPS is not a table of capabilities"
+    ignore = list(opts.ignore_restrictions or ())
+    only = list(opts.only_tests or ())
+    skip = set(opts.skip_tests or ())
+
+    def running(verdict: _Verdict) -> list[str]:  # process_actions: --test-name, --skip-test
+        return [n for n, _ in verdict.runnable if (not only or n in only) and n not in skip]
+
+    try:  # cheap first: a test that may run without any hardware needs no host detection
+        free = _parse(testdesc, tree, universe, _ANY_ARCH, opts, ignore, None)
+    except _Unsure as exc:
+        return str(exc)
+    finally:
+        _forget_told(testdesc)
+    if running(free):
+        return f"test {running(free)[0]} may run (it needs no hardware)"
     expected = predictor(list(vserver_args))
     if isinstance(expected, str):
         return expected
@@ -154,13 +174,7 @@ def _plan(
         expected = dataclasses.replace(expected, arch=None)
     if expected.arch is None and _has_architecture(testdesc, control):
         return "a test stanza has Architecture: and the testbed's architecture is not known"
-    arch = expected.arch or "amd64"  # unused by the verdict: no stanza names an architecture
-    universe = _autopkgtest_caps(testdesc)
-    if universe is None:
-        return "autopkgtest's RESTRICTIONS_REQUIRE_CAPS is not a table of capabilities"
-    only = list(opts.only_tests or ())
-    skip = set(opts.skip_tests or ())
-    ignore = list(opts.ignore_restrictions or ())
+    arch = expected.arch or _ANY_ARCH  # unused by the verdict: no stanza names an architecture
     build_lines: list[str] = []
     try:
         if kind == "unbuilt-tree":  # autopkgtest parses once to decide whether to build
@@ -171,9 +185,8 @@ def _plan(
         final = _same(testdesc, tree, universe, expected, arch, opts, ignore, only)
     except _Unsure as exc:
         return str(exc)
-    running = [n for n, _ in final.runnable if (not only or n in only) and n not in skip]
-    if running:
-        return f"test {running[0]} may run"
+    if running(final):
+        return f"test {running(final)[0]} may run"
     lines = list(final.lines)
     if only:
         lines.append(f"\0{kind} {tree} has no test matching --test-name {', '.join(only)}")
@@ -201,14 +214,19 @@ def _same(
         _parse(testdesc, tree, caps, arch, opts, ignore, only)
         for caps in ([*universe, *expected.most], list(expected.least))
     ]
-    told = getattr(testdesc.Test.check_testbed_compat, "_hw_told", None)
-    if isinstance(told, set):  # the real run, if there is one, logs what was satisfied
-        told.clear()
+    _forget_told(testdesc)
     if verdicts[0] != verdicts[1]:
         raise _Unsure(
             "a test's verdict depends on what the testbed has (its capabilities, CPU or devices)"
         )
     return verdicts[0]
+
+
+def _forget_told(testdesc: ModuleType) -> None:
+    """The real run, if there is one, logs again what was satisfied (adt_compat logs it once)."""
+    told = getattr(testdesc.Test.check_testbed_compat, "_hw_told", None)
+    if isinstance(told, set):
+        told.clear()
 
 
 def _source_unsure(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -31,6 +32,7 @@ from .fixtures import (
     write_inventory,
 )
 
+REPORT = re.compile(r"^(\S+ +(?:PASS|FAIL|SKIP|FLAKY|BROKEN)\b.*?)(?=autopkgtest \[|$)", re.M)
 NOT_OPENED = "testbed not opened: every test is skipped whatever the testbed"
 
 pytestmark = pytest.mark.skipif(shutil.which("autopkgtest") is None, reason="needs autopkgtest")
@@ -49,10 +51,14 @@ class Outcome:
         return (self.out / "summary").read_text()
 
     def reports(self) -> list[str]:
-        """The log's report lines (a test name and its result), without the timestamps."""
-        results = ("PASS", "FAIL", "SKIP", "FLAKY", "BROKEN")
-        lines = (self.out / "log").read_text().splitlines()
-        return [ln for ln in lines if len(ln.split()) > 1 and ln.split()[1] in results]
+        """The log's distinct report lines (a test name and its result), sorted.
+
+        autopkgtest's log is stdout and stderr teed into one file by two
+        processes: their order varies between runs, and a report line may
+        share a line with another message (each is written twice: when it
+        happens and in the summary at the end).
+        """
+        return sorted(set(REPORT.findall((self.out / "log").read_text())))
 
     def file(self, name: str) -> str | None:
         path = self.out / name
