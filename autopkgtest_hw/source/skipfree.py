@@ -29,6 +29,7 @@ import importlib
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -49,6 +50,8 @@ NOT_OPENED = (
     "testbed not opened: every test is skipped whatever the testbed ({why});"
     " autopkgtest-hw run skipped the testbed's start-up"
 )
+#: A changelog's first line that both autopkgtest readers (built and unbuilt trees) agree on.
+_CHANGELOG = re.compile(r"[^ ()]+ \([^ ()]+\) [^\n]*\n?\Z")
 #: The architecture of a trial parse where none is known (only tests without one count).
 _ANY_ARCH = "amd64"
 #: Extra capabilities autopkgtest adds itself (adt_testbed: has_internet).
@@ -244,6 +247,8 @@ def _source_unsure(
             return "dpkg-source --before-build applies the package's patches in the testbed"
         if not os.path.isfile(os.path.join(tree, "debian", "changelog")):
             return "no debian/changelog"
+    if not _changelog_plain(tree):
+        return "debian/changelog's first line is not 'NAME (VERSION) ...'"
     if opts.output_dir and os.path.isdir(opts.output_dir) and os.listdir(opts.output_dir):
         return "the output directory is not empty"
     if opts.override_control:
@@ -255,6 +260,18 @@ def _source_unsure(
     if getattr(opts, "auto_control", True) and _wants_autodep8(testdesc, tree):
         return "Testsuite: autopkgtest-pkg-* (autodep8 makes tests)"
     return None
+
+
+def _changelog_plain(tree: str) -> bool:
+    """Whether autopkgtest reads the package name and version as we do (or finds no changelog)."""
+    try:
+        with open(os.path.join(tree, "debian", "changelog"), "rb") as f:
+            first = f.readline(4096).decode("utf-8")
+    except FileNotFoundError:
+        return True
+    except (OSError, UnicodeDecodeError):
+        return False
+    return _CHANGELOG.match(first) is not None
 
 
 def _wants_autodep8(testdesc: ModuleType, tree: str) -> bool:
