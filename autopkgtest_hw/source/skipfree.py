@@ -107,7 +107,13 @@ def try_without_testbed(
             log.debug(f"opening the testbed: {plan}")
             return None
         decided = True
-        return _report(at, adtlog, plan)
+        try:
+            return _report(at, adtlog, plan)
+        except OSError as exc:  # autopkgtest exits 20 when it cannot write its output
+            where = f" {exc.filename}" if exc.filename else ""
+            raise adt_compat.AdtCompatError(
+                f"cannot write{where}: {exc.strerror} (choose a writable --output-dir)"
+            ) from None
     finally:
         sys.argv = saved_argv
         if not decided:  # the real run parses the options again: undo what parsing changed
