@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from autopkgtest_hw import __version__
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.argparser import Parser, add_gpu_option, add_inner_arguments
+from autopkgtest_hw.base.errors import Exit
 from autopkgtest_hw.locks import holder_options
 
 #: locks/allocate.DEFAULT_LOCK_DIR (a unit test keeps them equal; allocate is not imported here).
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 inner = InnerServer(early, pass_fds=())
             except OSError as exc:
                 log.error(f"cannot start {early[0]}: {exc.strerror}")
-                return 1
+                return Exit.FAILED
         from autopkgtest_hw.virt import server  # allocation, adapters, detection
 
         return server.serve(args, inner)
