@@ -29,6 +29,7 @@ import subprocess
 
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import Exit, HwError, UsageError
+from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.source.adt_compat import ENV_AUTOPKGTEST
 from autopkgtest_hw.source.runner import run_autopkgtest
 from autopkgtest_hw.source.skipfree import Expected
@@ -139,7 +140,7 @@ def expect_testbed(vserver_args: list[str]) -> Expected | str:
     arch = _host_arch() if kind == "null" else None
     source = f"inventory {opts.inventory}" if opts.inventory else "this host's inventory"
     why = f"hwgpu {kind}: {len(passed)} device(s) of {source} would be passed"
-    log.debug(f"skip without testbed: {why}")
+    log.debug(f"skip without testbed: {safe(why)}")
     return Expected(tuple(most.to_capabilities()), tuple(least.to_capabilities()), arch, why)
 
 

@@ -94,7 +94,7 @@ def try_without_testbed(
         args_mod = importlib.import_module("autopkgtest_args")
         adt_testbed = importlib.import_module("adt_testbed")
     except Exception as exc:  # the real run will say what is wrong
-        log.debug(f"skip without testbed: cannot import autopkgtest's modules: {exc}")
+        log.debug(f"skip without testbed: cannot import autopkgtest's modules: {escape(str(exc))}")
         return None
     saved_timeouts = dict(getattr(adt_testbed, "timeouts", {}) or {})
     saved_verbosity = getattr(adtlog, "verbosity", 1)
@@ -104,7 +104,7 @@ def try_without_testbed(
     try:
         plan = _plan(args_mod, testdesc, adtlog, args, predictor)
         if isinstance(plan, str):
-            log.debug(f"opening the testbed: {plan}")
+            log.debug(f"opening the testbed: {escape(plan)}")
             return None
         decided = True
         try:
