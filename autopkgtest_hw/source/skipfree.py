@@ -24,8 +24,8 @@ returns None.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
+import inspect
 import io
 import json
 import os
@@ -180,7 +180,7 @@ def _plan(
         return expected
     control = opts.override_control or os.path.join(tree, "debian", "tests", "control")
     if getattr(opts, "architecture", None):  # 5.43's foreign-architecture testing
-        expected = dataclasses.replace(expected, arch=None)
+        return "--architecture: a foreign architecture's tests are decided in the testbed"
     if expected.arch is None and _has_architecture(testdesc, control):
         return "a test stanza has Architecture: and the testbed's architecture is not known"
     arch = expected.arch or _ANY_ARCH  # unused by the verdict: no stanza names an architecture
@@ -326,11 +326,15 @@ def _parse(
     """autopkgtest's own parse of the tests on a testbed with ``caps``: its lines and tests."""
     out = io.BytesIO()
     try:
+        extra = {}
+        if "test_arch_is_foreign" in inspect.signature(testdesc.parse_debian_source).parameters:
+            extra["test_arch_is_foreign"] = False  # 5.43+ (6.0); --architecture is unsure
         with _quiet(stdout=out):
             tests, _ = testdesc.parse_debian_source(
                 tree,
                 caps,
                 arch,
+                **extra,
                 control_path=opts.override_control,
                 auto_control=opts.auto_control,
                 ignore_restrictions=ignore,
@@ -376,6 +380,40 @@ class _Tee(io.RawIOBase):
         return len(data)
 
 
+class _StampedLog(io.RawIOBase):
+    """The log file of an autopkgtest whose log lines start with the seconds elapsed.
+
+    autopkgtest 6.0 pipes its log through ``mawk '{ printf("%3ds %s\\n", systime()-START, $0) }'``.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.start = int(time.time())
+        self.at_line_start = True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        out = bytearray()
+        for piece in bytes(data).splitlines(keepends=True):
+            if self.at_line_start:
+                out += b"%3ds " % (int(time.time()) - self.start)
+            out += piece
+            self.at_line_start = piece.endswith(b"\n")
+        self.f.write(bytes(out))
+        self.f.flush()
+        return len(data)
+
+
+def _stamps_log(at: adt_compat.Autopkgtest) -> bool:
+    """Whether this autopkgtest stamps its log lines with the time elapsed (6.0 does)."""
+    try:
+        return b"systime()" in Path(at.program).read_bytes()[: 1 << 20]
+    except OSError:
+        return False
+
+
 def _report(at: adt_compat.Autopkgtest, adtlog: Any, plan: _Plan) -> int:
     """Write what autopkgtest writes for this run, through its own adtlog; its exit code."""
     opts = plan.opts
@@ -389,7 +427,9 @@ def _report(at: adt_compat.Autopkgtest, adtlog: Any, plan: _Plan) -> int:
     summary_path = opts.summary or os.path.join(tmp, "summary")
     with contextlib.ExitStack() as stack:
         if logfile is not None:
-            logf = stack.enter_context(open(logfile, "wb"))
+            logf: BinaryIO = stack.enter_context(open(logfile, "wb"))
+            if _stamps_log(at):
+                logf = _StampedLog(logf)  # type: ignore[assignment]
             adtlog.enable_colors = False
             out = io.TextIOWrapper(
                 io.BufferedWriter(_Tee(sys.stdout.buffer, logf)), write_through=True

@@ -32,6 +32,7 @@ from .fixtures import (
     write_inventory,
 )
 
+STAMP = re.compile(r"^ *\d+s ", re.M)
 REPORT = re.compile(r"^(\S+ +(?:PASS|FAIL|SKIP|FLAKY|BROKEN)\b.*?)(?=autopkgtest \[|$)", re.M)
 NOT_OPENED = "testbed not opened: every test is skipped whatever the testbed"
 
@@ -58,7 +59,8 @@ class Outcome:
         share a line with another message (each is written twice: when it
         happens and in the summary at the end).
         """
-        return sorted(set(REPORT.findall((self.out / "log").read_text())))
+        text = STAMP.sub("", (self.out / "log").read_text())  # 6.0: seconds elapsed
+        return sorted(set(REPORT.findall(text)))
 
     def file(self, name: str) -> str | None:
         path = self.out / name
@@ -77,8 +79,13 @@ def marking_null(where: Path) -> tuple[Path, Path]:
     return server, mark
 
 
-def run_twice(tmp_path: Path, args: list[str], hwgpu: list[str]) -> tuple[Outcome, Outcome]:
-    """(as a user runs it, with --hw-open-testbed) of ``run ARGS -- hwgpu HWGPU null``."""
+def run_twice(
+    tmp_path: Path, args: list[str], hwgpu: list[str], program: Path | None = None
+) -> tuple[Outcome, Outcome]:
+    """(as a user runs it, with --hw-open-testbed) of ``run ARGS -- hwgpu HWGPU null``.
+
+    ``program``: the autopkgtest to run (None: the system's).
+    """
     outcomes = []
     for n, own in enumerate(([], ["--hw-open-testbed"])):
         server, mark = marking_null(tmp_path / f"inner-{n}")
@@ -96,7 +103,7 @@ def run_twice(tmp_path: Path, args: list[str], hwgpu: list[str]) -> tuple[Outcom
                 *hwgpu,
                 str(server),
             ],
-            env=hw_env(None),
+            env=hw_env(program),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -146,7 +153,7 @@ def built_tree(where: Path, stanzas: list[str]) -> Path:
 
 
 def test_gpu_only_package_is_reported_as_autopkgtest_does_without_a_testbed(
-    tmp_path: Path,
+    tmp_path: Path, autopkgtest_program: Path | None
 ) -> None:
     pkg = built_tree(
         tmp_path / "pkg",
@@ -156,7 +163,7 @@ def test_gpu_only_package_is_reported_as_autopkgtest_does_without_a_testbed(
             command_test("typo", "needs-hw:cuda:cc>>8.0"),
         ],
     )
-    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path))
+    free, opened = run_twice(tmp_path, [str(pkg)], no_gpu(tmp_path), autopkgtest_program)
     assert not free.opened, free.stderr
     assert free.rc == 8
     assert free.summary.splitlines()[0] == (
@@ -204,11 +211,15 @@ def test_a_cpu_spec_is_the_testbeds_to_judge(tmp_path: Path) -> None:
     assert_same_for_users(free, opened)
 
 
-def test_test_name_limits_the_verdict_to_the_named_tests(tmp_path: Path) -> None:
+def test_test_name_limits_the_verdict_to_the_named_tests(
+    tmp_path: Path, autopkgtest_program: Path | None
+) -> None:
     pkg = make_tests_tree(
         tmp_path / "pkg", [command_test("plain"), command_test("gpu", "needs-hw:cuda")]
     )
-    free, opened = run_twice(tmp_path, ["--test-name=gpu", str(pkg)], no_gpu(tmp_path))
+    free, opened = run_twice(
+        tmp_path, ["--test-name=gpu", str(pkg)], no_gpu(tmp_path), autopkgtest_program
+    )
     assert not free.opened, free.stderr
     assert free.rc == 8
     assert_same_for_users(free, opened)
@@ -228,10 +239,12 @@ def test_architecture_is_decided_as_autopkgtest_does(tmp_path: Path) -> None:
     assert_same_for_users(free, opened)
 
 
-def test_an_unbuilt_tree_reports_its_skips_twice_as_autopkgtest_does(tmp_path: Path) -> None:
+def test_an_unbuilt_tree_reports_its_skips_twice_as_autopkgtest_does(
+    tmp_path: Path, autopkgtest_program: Path | None
+) -> None:
     pkg = built_tree(tmp_path / "pkg", [command_test("gpu", "needs-hw:cuda")])
     (pkg / "debian" / "files").unlink()
-    free, opened = run_twice(tmp_path, ["-B", str(pkg)], no_gpu(tmp_path))
+    free, opened = run_twice(tmp_path, ["-B", str(pkg)], no_gpu(tmp_path), autopkgtest_program)
     assert not free.opened, free.stderr
     assert free.summary.count("gpu ") == 2
     assert_same_for_users(free, opened)
