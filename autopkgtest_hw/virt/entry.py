@@ -17,7 +17,13 @@ from collections.abc import Sequence
 
 from autopkgtest_hw import __version__
 from autopkgtest_hw.base import log
-from autopkgtest_hw.base.argparser import Parser, add_gpu_option, add_inner_arguments
+from autopkgtest_hw.base.argparser import (
+    Parser,
+    add_gpu_option,
+    add_inner_arguments,
+    add_inventory_options,
+    add_shared_options,
+)
 from autopkgtest_hw.base.errors import Exit
 from autopkgtest_hw.locks import holder_options
 
@@ -73,43 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
         "a device to pass: NVML index (else position in the inventory), UUID, PCI"
         " address, or a hardware spec such as 'cuda:cc>=8.0' (every fitting device);"
         " repeatable; default: every device of the inventory",
+        count=True,
     )
-    sel.add_argument(
-        "--count",
-        type=_positive_int,
-        metavar="N",
-        help="pass N of the selected devices, whichever are free first",
-    )
-    sel.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="read the host's devices from FILE (autopkgtest-hw detect --json) instead of"
-        " detecting them",
-    )
-    sel.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="detect the host afresh, not from the host inventory cache (which is then rewritten)",
-    )
+    add_inventory_options(sel)
     locks = parser.add_argument_group("locking")
-    locks.add_argument(
-        "--lock-dir",
-        default=DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="directory of the per-device lock files (default: %(default)s)",
-    )
+    add_shared_options(locks, "--lock-dir", lock_dir=DEFAULT_LOCK_DIR)
     locks.add_argument(
         "--shared",
         action="store_true",
         help="take shared locks: other --shared runs may use the same devices at once",
     )
-    locks.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for a locked device (default: 0, fail at once)",
-    )
+    add_shared_options(locks, "--lock-timeout")
     holder_options.add_arguments(parser)
     host = parser.add_argument_group("host paths (for tests and unusual hosts)")
     host.add_argument(
@@ -134,24 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
         parser, "the inner virt server: a name (null, podman, qemu+rocm, ...) or a path"
     )
     return parser
-
-
-def _positive_int(text: str) -> int:
-    return int(_number(text, int, "a number", 1, "must be at least 1"))
-
-
-def _seconds(text: str) -> float:
-    return _number(text, float, "a number of seconds", 0, "must not be negative")
-
-
-def _number(text: str, kind: type[float], what: str, least: float, too_small: str) -> float:
-    try:
-        n = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-    if n < least:
-        raise argparse.ArgumentTypeError(too_small)
-    return n
 
 
 def early_inner(inner: str, inner_args: Sequence[str]) -> list[str] | None:

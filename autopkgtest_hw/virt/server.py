@@ -103,7 +103,13 @@ def serve(args: argparse.Namespace, inner: InnerServer | None = None) -> int:
             # Holds the locks past our own end until the testbed is gone (keeper.py).
             from autopkgtest_hw.locks.keeper import Keeper
 
-            keeper = Keeper(alloc.fds, testbed.backend.leftovers())
+            try:
+                keeper = Keeper(alloc.fds, testbed.backend.leftovers())
+            except HwError as exc:  # KeeperError: no keeper, no testbed (it would hold no lock)
+                log.error(str(exc))
+                if inner is not None:
+                    inner.shutdown()
+                return Exit.FAILED
         if inner is None or inner.argv != testbed.argv:
             if inner is not None:  # the plan passed arguments after all: start it with them
                 inner.shutdown()
