@@ -97,30 +97,40 @@ step_done() {
     echo "$step_name $(($(date +%s) - step_start))" >> "$outdir/times.txt"
 }
 
-# cached NAME KEYTEXT FORMAT MMDEBSTRAP-ARGS...: the path of NAME (a tar file
-# or a directory), made once by mmdebstrap, under a lock (parallel runs wait).
-cached() {
-    name=$1
+# cache_path NAME KEYTEXT FORMAT: where NAME is cached (a tar file or a
+# directory), keyed by a hash of KEYTEXT (release and package list).
+cache_path() {
     key=$(printf '%s\n' "$2" | sha256sum | cut -c1-12)
-    format=$3
-    shift 3
-    made=$cache/$name-$arch-$key
-    [ "$format" = tar ] && made=$made.tar
+    if [ "$3" = tar ]; then
+        echo "$cache/$1-$arch-$key.tar"
+    else
+        echo "$cache/$1-$arch-$key"
+    fi
+}
+
+# make_cached PATH FORMAT MMDEBSTRAP-ARGS...: make PATH with mmdebstrap unless
+# it is there, under a lock (a parallel run waits), atomically (a run that is
+# killed leaves no half-made root behind to be taken for a whole one).
+make_cached() {
+    made=$1
+    format=$2
+    shift 2
+    log=$outdir/mmdebstrap-$(basename "$made").log
     (
         flock 9
-        if [ ! -e "$made" ]; then
-            say "making $made (cached for the next run)"
+        [ ! -e "$made" ] || exit 0
+        say "making $made (cached for the next run)"
+        rm -rf "$made.tmp"
+        if ! mm --format="$format" "$@" "$made.tmp" ${mirror:+"$mirror"} > "$log" 2>&1; then
+            tail -n 30 "$log" >&2
             rm -rf "$made.tmp"
-            mm --format="$format" "$@" "$made.tmp" ${mirror:+"$mirror"} \
-                > "$outdir/mmdebstrap-$name.log" 2>&1 || {
-                tail -n 30 "$outdir/mmdebstrap-$name.log" >&2
-                rm -rf "$made.tmp"
-                exit 1
-            }
-            mv "$made.tmp" "$made"
+            exit 1
         fi
-    ) 9> "$cache/.$name.lock" || die "mmdebstrap of $name failed (log: $outdir/mmdebstrap-$name.log)"
-    echo "$made"
+        mv "$made.tmp" "$made"
+    ) 9> "$made.lock" || {
+        say "FAILED: mmdebstrap of $made (log: $log)"
+        return 1
+    }
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/test-release-$release.XXXXXX")
@@ -136,18 +146,27 @@ step_done
 step roots
 # The root is kept unpacked: each run sees it through an overlay (below),
 # so it is never changed and never unpacked again.
-root_dir=$(cached "root-$release" "$release $root_packages" directory \
-    --variant=apt --skip=cleanup/apt/lists --include="$(echo $root_packages | tr ' ' ,)" "$release")
+root_dir=$(cache_path "root-$release" "$release $root_packages" directory)
 # The testbed for "hwgpu unshare": the same release with the example's test
 # dependencies (OpenCL on PoCL), so its test runs without a download.
 testbed_packages="pocl-opencl-icd python3-pyopencl python3-numpy"
-testbed_tar=$(cached "testbed-$release" "$release $testbed_packages" tar \
-    --variant=apt --include="$(echo $testbed_packages | tr ' ' ,)" "$release")
-sbuild_tar=$testbed_tar
+testbed_tar=$(cache_path "testbed-$release" "$release $testbed_packages" tar)
+# sid: what its buildds build in, a buildd-variant unstable chroot.
+sbuild_tar=$(cache_path sbuild-unstable "unstable buildd" tar)
+# Made side by side: downloads and unpacking overlap (a cold leg's longest part).
+make_cached "$root_dir" directory --variant=apt --skip=cleanup/apt/lists \
+    --include="$(echo $root_packages | tr ' ' ,)" "$release" &
+root_job=$!
+make_cached "$testbed_tar" tar --variant=apt \
+    --include="$(echo $testbed_packages | tr ' ' ,)" "$release" &
+testbed_job=$!
 if [ "$release" = sid ]; then
-    # What sid's buildds build in: a buildd-variant unstable chroot.
-    sbuild_tar=$(cached "sbuild-unstable" "unstable buildd" tar --variant=buildd unstable)
+    make_cached "$sbuild_tar" tar --variant=buildd unstable
+else
+    sbuild_tar=$testbed_tar # nothing is built in an unshare chroot on trixie
 fi
+wait "$root_job" || die "could not make the $release root"
+wait "$testbed_job" || die "could not make the $release testbed"
 step_done
 
 # What the checks see in /srv/release: the built package, the script, and
