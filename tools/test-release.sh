@@ -181,8 +181,8 @@ cp /etc/resolv.conf "$upper/etc/resolv.conf" 2> /dev/null || true
 for f in subuid subgid; do echo "root:100000:65536" > "$upper/etc/$f"; done
 
 # Private mount and PID namespaces: the overlay (the cached root below, this
-# run's changes above), /dev, /sys and a fresh /proc; all of it, and every
-# process started inside, goes when the checks end.
+# run's changes above) as the namespace's root, /dev, /sys and a fresh /proc;
+# all of it, and every process started inside, goes when the checks end.
 step checks
 rc=0
 unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
@@ -193,7 +193,16 @@ unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
         mount --bind "$sbuild" "$r/srv/release/sbuild-chroot.tar" &&
         mount --rbind /dev "$r/dev" && mount --rbind /sys "$r/sys" &&
         mount -t proc proc "$r/proc" || exit 1
-    exec chroot "$r" "$@"' sh "$root_dir" "$upper" "$work/overlay-work" "$work/root" \
+    # pivot_root, not a bare chroot: the kernel refuses a user namespace to a
+    # chrooted process, and unshare testbeds and sbuild make one.
+    # The host tree is detached inside (the root has python3, not umount).
+    cd "$r" && mkdir -p .host && pivot_root . .host || exit 1
+    exec chroot . python3 -c "if True:
+        import ctypes, os, sys
+        if ctypes.CDLL(None).umount2(b\"/.host\", 2) != 0:  # MNT_DETACH
+            sys.exit(\"cannot detach /.host\")
+        os.rmdir(\"/.host\")
+        os.execvp(sys.argv[1], sys.argv[1:])" "$@"' sh "$root_dir" "$upper" "$work/overlay-work" "$work/root" \
     "$testbed_tar" "$sbuild_tar" \
     /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
     sh /srv/release/release-checks.sh "$release" /srv/release > "$outdir/checks.log" 2>&1 || rc=$?
