@@ -75,7 +75,9 @@ outdir=$(cd "$outdir" && pwd)
 # The root: the release's tools that the checks use, and what the package and
 # the example packages need at run and build time (so nothing is downloaded
 # while they run, except by sbuild).  sid's lintian judges the source package.
-root_packages="autopkgtest sbuild uidmap dpkg-dev python3-debian python3-pyudev
+# (mount: autopkgtest-virt-unshare's helper runs mount(8), which trixie's
+# autopkgtest does not depend on.)
+root_packages="autopkgtest sbuild uidmap mount dpkg-dev python3-debian python3-pyudev
     python3-pyopencl python3-numpy pocl-opencl-icd ocl-icd-libopencl1 clinfo
     mesa-vulkan-drivers vulkan-tools vainfo debhelper ocl-icd-opencl-dev"
 [ "$release" = sid ] && root_packages="$root_packages lintian"
