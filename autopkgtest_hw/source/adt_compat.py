@@ -230,6 +230,7 @@ def _wrap(
         original(self, caps, sorted(ignored | set(tokens)))
 
     check_testbed_compat._autopkgtest_hw = True  # type: ignore[attr-defined]
+    check_testbed_compat._hw_told = told  # type: ignore[attr-defined]  # skipfree clears it
     return check_testbed_compat
 
 
