@@ -71,5 +71,16 @@ ls -l "$outdir" >&2
 
 echo "build-deb: lintian $changes" >&2
 cd "$top"
-lintian --fail-on error,warning "$changes" | tee "$outdir/lintian.txt"
+# debian/control follows the current Policy, sid's.  An older lintian
+# (bookworm's knows Policy 4.6.2, trixie's 4.7.2) says only that it is older
+# than the package: newer-standards-version is about the checker.  sid's own
+# lintian judges the package without exceptions (tools/test-release.sh sid).
+status=0
+lintian --fail-on error,warning --suppress-tags newer-standards-version "$changes" \
+    > "$outdir/lintian.txt" || status=$?
+cat "$outdir/lintian.txt"
+if [ "$status" -ne 0 ]; then
+    echo "build-deb: lintian reports an error or warning (exit $status, above)" >&2
+    exit 1
+fi
 echo "build-deb: ok: $outdir/autopkgtest-hw_${version}_all.deb" >&2

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Set up a Debian 12 machine to develop, test and run autopkgtest-hw.
+# Set up a Debian 12 or 13 machine to develop, test and run autopkgtest-hw.
 # Installs Debian packages (as root), creates .venv (system site packages, so
 # Debian's python3-debian, python3-pyudev, python3-pyopencl and python3-gi are
 # used as a packaged install would use them) and the settings that unshare
@@ -15,7 +15,7 @@ APT_PACKAGES="
     python3-all python3-setuptools python3-pytest help2man lintian devscripts
     python3-argparse-manpage
     fakeroot dpkg-dev zstd ca-certificates
-    sbuild schroot python3-pexpect
+    sbuild schroot python3-pexpect python3-yaml
     debci rabbitmq-server amqp-tools python3-pika python3-apt
     vulkan-tools mesa-vulkan-drivers vainfo
 "

@@ -11,8 +11,10 @@ puts it there); then the original check runs with those tokens treated as
 known.  Nothing else of autopkgtest is changed.
 
 Every attribute used is checked before it is used; a version that moved one
-gets an AdtCompatError naming it, never a traceback.  Tested with autopkgtest
-5.28 (bookworm) and 6.0 (sid).
+gets an AdtCompatError naming it, never a traceback.  ``TESTED`` lists the
+versions it was tested with, one per Debian release; a version older than the
+oldest is refused by name, and a newer one is used only if its internals check
+out (a new upload to sid must not stop every run while nothing it uses moved).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from debian.debian_support import version_compare
+
+from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.base.text import escape
 from autopkgtest_hw.spec.inventory import Inventory, InventoryError
@@ -40,7 +45,12 @@ from autopkgtest_hw.spec.matcher import match
 
 #: Selects the autopkgtest program to run (e.g. an unpacked newer version).
 ENV_AUTOPKGTEST = "AUTOPKGTEST_HW_AUTOPKGTEST"
-SUPPORTED = "5.28 to 6.0"
+#: The autopkgtest of each Debian release this autopkgtest-hw was tested with
+#: (tests/e2e/test_run_compat.py on the host, tools/test-release.sh in trixie and sid).
+TESTED = (("bookworm", "5.28"), ("trixie", "5.49"), ("sid", "6.0"))
+OLDEST = TESTED[0][1]
+SUPPORTED = ", ".join(f"{version} ({release})" for release, version in TESTED)
+UNKNOWN_VERSION = "(unknown version)"
 SYSTEM_LIB = Path("/usr/share/autopkgtest/lib")
 _NO_INVENTORY = "testbed advertises no hardware inventory (run it through autopkgtest-virt-hwgpu)"
 _CHANGELOG_RE = re.compile(r"^autopkgtest \(([^)]+)\)")
@@ -97,9 +107,33 @@ def _version(base: Path, lib_dir: Path) -> str:
                     found = _CHANGELOG_RE.match(f.readline())
             except OSError:
                 continue
-            if found:
-                return found.group(1)
-    return "(unknown version)"
+            if found:  # from a file: one line, escaped, bounded
+                return escape(found.group(1))[:64]
+    return UNKNOWN_VERSION
+
+
+def tested(version: str) -> bool:
+    """Whether ``version`` is one of the autopkgtest versions in TESTED (Debian revisions too)."""
+    return any(
+        version == known or version.startswith((f"{known}+", f"{known}~", f"{known}-"))
+        for _, known in TESTED
+    )
+
+
+def check_version(at: Autopkgtest) -> None:
+    """Refuse an autopkgtest older than OLDEST, naming the versions this one knows."""
+    if at.version == UNKNOWN_VERSION:
+        return  # a checkout without a changelog: only its internals can tell
+    try:
+        older = version_compare(at.version, OLDEST) < 0
+    except ValueError:  # not a Debian version at all: the internals decide
+        return
+    if older:
+        raise AdtCompatError(
+            f"{at.describe()} is older than {OLDEST}, the oldest this autopkgtest-hw knows "
+            f"(tested: {SUPPORTED}); install autopkgtest {OLDEST} or later (bookworm's or "
+            f"newer), or set {ENV_AUTOPKGTEST} to such an autopkgtest program"
+        )
 
 
 #: testdesc.py is read up to this many bytes for its restriction list (5.28's: 40 KiB).
@@ -151,6 +185,9 @@ def load(at: Autopkgtest) -> tuple[ModuleType, ModuleType]:
 
 def install(at: Autopkgtest) -> None:
     """Teach the autopkgtest ``at`` the needs-hw: restriction (in this process)."""
+    check_version(at)
+    if not tested(at.version):
+        log.debug(f"{at.describe()} is not one this autopkgtest-hw was tested with ({SUPPORTED})")
     adtlog, testdesc = load(at)
     moved = _moved(at)
     test_cls = getattr(testdesc, "Test", None)
@@ -184,8 +221,9 @@ def install(at: Autopkgtest) -> None:
 def _moved(at: Autopkgtest) -> Callable[[str], AdtCompatError]:
     def error(what: str) -> AdtCompatError:
         return AdtCompatError(
-            f"autopkgtest {at.version} moved {what}; this autopkgtest-hw supports {SUPPORTED} "
-            f"(autopkgtest used: {at.program}, library {at.lib_dir})"
+            f"autopkgtest {at.version} moved {what}; this autopkgtest-hw knows autopkgtest "
+            f"{SUPPORTED} (autopkgtest used: {at.program}, library {at.lib_dir}); install one "
+            f"of those, set {ENV_AUTOPKGTEST} to one, or update autopkgtest-hw"
         )
 
     return error

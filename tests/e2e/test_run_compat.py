@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -288,3 +289,50 @@ def test_architecture_skips_before_needs_hw_in_run_and_plan_says_the_same(
     assert plan["arm64-only"].needs_hw == ()  # no hardware looked at
     for case in ARCH_CASES:
         assert architecture.skip_reason("amd64", case) == out["check"][" ".join(case)], case
+
+
+# -- Which autopkgtest versions adt_compat knows ---------------------------------
+
+
+def checkout_of_the_system_autopkgtest(root: Path, version: str) -> Path:
+    """The installed autopkgtest's library in a checkout layout whose changelog says ``version``."""
+    for sub in ("runner", "virt", "debian"):
+        (root / sub).mkdir()
+    shutil.copytree(adt_compat.SYSTEM_LIB, root / "lib")
+    program = root / "runner/autopkgtest"
+    program.write_text("")
+    (root / "debian/changelog").write_text(f"autopkgtest ({version}) unstable; urgency=low\n")
+    return program
+
+
+def test_an_autopkgtest_older_than_the_oldest_known_is_refused_by_name(tmp_path: Path) -> None:
+    at = locate(str(checkout_of_the_system_autopkgtest(tmp_path, "5.20")))
+    with pytest.raises(AdtCompatError) as caught:
+        adt_compat.install(at)
+    message = str(caught.value)
+    assert message.startswith("autopkgtest 5.20 (")
+    assert "older than 5.28, the oldest this autopkgtest-hw knows" in message
+    assert "5.28 (bookworm), 5.49 (trixie), 6.0 (sid)" in message
+    assert "install autopkgtest 5.28 or later" in message
+
+
+def test_a_newer_autopkgtest_is_used_when_its_internals_check_out(tmp_path: Path) -> None:
+    program = checkout_of_the_system_autopkgtest(tmp_path, "9.0")
+    out = probe(program, ["root-on-testbed"], [("h100", ["needs-hw:cuda:cc>=9.0"], [])])
+    assert out["version"] == "9.0"
+    assert out["results"]["h100"] == f"SKIP needs-hw:cuda:cc>=9.0: {NO_INVENTORY}"
+
+
+@pytest.mark.parametrize(
+    ("version", "known"),
+    [("5.28", True), ("5.49", True), ("6.0", True), ("6.0+deb13u1", True), ("5.50", False)],
+)
+def test_tested_versions(version: str, known: bool) -> None:
+    assert adt_compat.tested(version) is known
+
+
+def test_a_version_from_the_changelog_is_escaped_and_bounded(tmp_path: Path) -> None:
+    program = checkout_of_the_system_autopkgtest(tmp_path, "6.0\x1b[2J" + "9" * 200)
+    at = locate(str(program))
+    assert "\x1b" not in at.version
+    assert len(at.version) <= 64

@@ -92,9 +92,24 @@ def test_dpkg_source_ignores_local_environments(built: Built, tmp_path: Path) ->
     assert [n for n in names if any(j in n for j in junk)] == []
 
 
+#: What a lintian older than the package's Policy (bookworm's, trixie's) says about
+#: the checker, not the package; sid's lintian runs without it (tools/release-checks.sh).
+OLDER_LINTIAN = ("newer-standards-version",)
+
+
 def test_lintian_reports_no_error_or_warning(built: Built) -> None:
     tags = lintian(str(built.changes))
-    assert [t for t in tags if t[0] in "EW"] == []
+    assert [t for t in tags if t[0] in "EW" and t[1] not in OLDER_LINTIAN] == []
+
+
+def test_the_package_follows_current_policy_for_unstable(built: Built) -> None:
+    """sid's Policy and Python: Standards-Version 4.7.4, no X-Python3-Version (ancient there)."""
+    dsc = built.dsc.read_text()
+    assert re.search(r"^Standards-Version: 4\.7\.4$", dsc, re.M), dsc
+    assert re.search(r"^Testsuite: autopkgtest$", dsc, re.M), dsc
+    control = (ROOT / "debian" / "control").read_text()
+    assert "X-Python3-Version" not in control
+    assert re.search(r"^Rules-Requires-Root: no$", control, re.M)
 
 
 def test_lintian_override_for_needs_hw_is_in_the_source_package(built: Built) -> None:

@@ -1,0 +1,185 @@
+#!/bin/sh
+# The end-to-end checks of one release leg, run by tools/test-release.sh as
+# root inside a trixie or sid root (never on a developer's machine itself: it
+# installs the package and builds with the null testbed there).
+#
+#   sh release-checks.sh RELEASE DIR
+#
+# DIR holds the built autopkgtest-hw .deb/.dsc, testbed.tar (the release's
+# testbed for "hwgpu unshare") and, for sid, sbuild-chroot.tar.  Results go to
+# DIR/out.  Each check names itself; the first failure stops the leg.
+set -eu
+release=$1
+dir=$2
+out=$dir/out
+mkdir -p "$out"
+cd "$dir"
+
+check() {
+    check_name=$1
+    check_start=$(date +%s)
+    echo
+    echo "== $release: $check_name"
+}
+passed() {
+    echo "check $check_name $(($(date +%s) - check_start))" >> "$out/times.txt"
+    echo "ok: $check_name"
+}
+fail() {
+    echo "release-checks $release: FAILED: $check_name: $*" >&2
+    exit 1
+}
+# wanted ID: whether the check ID (unshare, build, sbuild) is not in
+# $AUTOPKGTEST_HW_RELEASE_SKIP (tools/test-release.sh passes it in).
+wanted() {
+    case " ${AUTOPKGTEST_HW_RELEASE_SKIP:-} " in
+        *" $1 "*)
+            echo
+            echo "== $release: skipped: $1 (AUTOPKGTEST_HW_RELEASE_SKIP)"
+            echo "skipped $1" >> "$out/times.txt"
+            return 1
+            ;;
+    esac
+}
+result() { # result SUMMARY TEST -> PASS, SKIP, FAIL... for TEST
+    awk -v t="$2" '$1 == t { print $2 }' "$1"
+}
+
+deb=$(ls "$dir"/autopkgtest-hw_*_all.deb)
+dsc=$(ls "$dir"/autopkgtest-hw_*.dsc)
+examples=/usr/share/doc/autopkgtest-hw/examples
+
+check "install the .deb with apt"
+apt-get install -y -q --no-install-recommends "$deb" > "$out/install.log" 2>&1 ||
+    { cat "$out/install.log"; fail "apt-get install $deb failed"; }
+[ "$(command -v autopkgtest-hw)" = /usr/bin/autopkgtest-hw ] || fail "no /usr/bin/autopkgtest-hw"
+autopkgtest-hw --version
+passed
+
+check "the release's tools"
+for p in autopkgtest sbuild python3-debian python3 pocl-opencl-icd mesa-vulkan-drivers \
+    vainfo lintian; do
+    v=$(dpkg-query -W -f='${Version}' "$p" 2> /dev/null) || continue
+    printf '%s=%s ' "$p" "$v"
+done | sed 's/^/versions: /; s/ $/\n/' | tee "$out/versions.txt"
+passed
+
+check "adt_compat knows this autopkgtest"
+python3 - << 'PY'
+from autopkgtest_hw.source import adt_compat
+
+at = adt_compat.locate()
+adt_compat.install(at)  # raises AdtCompatError (with its fix) where autopkgtest moved
+import testdesc  # noqa: E402  (the release's own, from its library)
+
+assert testdesc.Test.check_testbed_compat._autopkgtest_hw
+known = "tested" if adt_compat.tested(at.version) else "not in TESTED, internals check out"
+print(f"adt_compat: {at.describe()}: {known} (tested: {adt_compat.SUPPORTED})")
+PY
+passed
+
+check "detect: CPU, OpenCL on PoCL, Vulkan on Mesa, VA-API"
+autopkgtest-hw detect | tee "$out/detect.txt"
+autopkgtest-hw detect --json > "$out/detect.json"
+python3 - "$out/detect.json" "$out/detect.txt" << 'PY'
+import json
+import re
+import sys
+
+inv = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+problems = []
+if not inv["cpu"]["cores"] >= 1:
+    problems.append(f"no CPU cores: {inv['cpu']}")
+ocl = [d for d in inv["devices"] if "opencl" in d.get("classes", [])]
+if not any(d.get("opencl_type") == "cpu" for d in ocl):
+    problems.append(f"no OpenCL CPU device (PoCL): {ocl}")
+for detector in ("cpu", "udev", "opencl"):
+    if not re.search(rf"^  {detector} +ok ", text, re.M):
+        problems.append(f"the {detector} detector is not ok")
+# No GPU here: vaapi has no render node, and vulkan (Mesa's llvmpipe only) may
+# time out on a loaded machine; each must say why, not fail.
+for detector in ("vulkan", "vaapi"):
+    if not re.search(rf"^  {detector} +(ok|unavailable) ", text, re.M):
+        problems.append(f"the {detector} detector neither ran nor said why not")
+if problems:
+    sys.exit("detect: " + "; ".join(problems))
+print("detect: ok")
+PY
+passed
+
+check "lint, plan, route with this python-debian"
+autopkgtest-hw lint "$examples/hwdemo"
+autopkgtest-hw plan "$examples/hwdemo" | tee "$out/plan.txt"
+grep -q "opencl-cpu" "$out/plan.txt" || fail "plan does not mention opencl-cpu"
+autopkgtest-hw route --fleet "$examples/fleet" --matrix "$examples/hwdemo" | tee "$out/route.txt"
+grep -q "^hwdemo  *pocl " "$out/route.txt" || fail "hwdemo not routed to pocl"
+passed
+
+check "the package's own autopkgtests (autopkgtest-hw run, hwgpu null)"
+# The unpacked source, as ci.debian.net has it (a .dsc would make autopkgtest
+# install build-essential first, to build a tree no test here needs).
+dpkg-source -x "$dsc" "$dir/src" > /dev/null
+rc=0
+autopkgtest-hw run --summary-file="$out/own-tests.summary" "$dir/src/" "$deb" -- hwgpu null \
+    > "$out/own-tests.log" 2>&1 || rc=$?
+cat "$out/own-tests.summary" || true
+[ "$rc" -eq 0 ] || { tail -n 60 "$out/own-tests.log"; fail "autopkgtest exited $rc"; }
+for t in commands opencl-cpu example-null; do
+    [ "$(result "$out/own-tests.summary" $t)" = PASS ] || fail "$t did not pass"
+done
+passed
+
+if wanted unshare; then
+    check "autopkgtest-hw run hwdemo -- hwgpu unshare (a $release testbed)"
+    cp -r "$examples/hwdemo" "$dir/hwdemo"
+    rc=0
+    autopkgtest-hw run --setup-commands='apt-get update -q' --summary-file="$out/unshare.summary" \
+        "$dir/hwdemo" -- hwgpu unshare --tarball "$dir/testbed.tar" > "$out/unshare.log" 2>&1 || rc=$?
+    cat "$out/unshare.summary" || true
+    [ "$rc" -eq 2 ] || { tail -n 60 "$out/unshare.log"; fail "exit $rc, not 2 (a test skipped)"; }
+    [ "$(result "$out/unshare.summary" plain)" = PASS ] || fail "plain did not pass"
+    [ "$(result "$out/unshare.summary" opencl-cpu)" = PASS ] || fail "opencl-cpu did not pass"
+    grep -q '^cuda-smoke  *SKIP .*needs-hw:cuda' "$out/unshare.summary" ||
+        fail "cuda-smoke not skipped with its needs-hw: reason"
+    passed
+fi
+
+if wanted build; then
+    check "autopkgtest-hw build with this sbuild (autopkgtest chroot mode, hwgpu null)"
+    mkdir -p "$dir/hwbuild-src" "$dir/hwbuild-out"
+    cp -r "$examples/hwbuild" "$dir/hwbuild-src/"
+    (cd "$dir/hwbuild-src" && dpkg-source -b hwbuild > /dev/null)
+    dist=$release
+    [ "$release" = sid ] && dist=unstable
+    rc=0
+    (cd "$dir/hwbuild-out" && autopkgtest-hw build --dist "$dist" --sbuild-arg=--no-run-lintian \
+        --sbuild-arg=--no-run-piuparts --sbuild-arg=--no-apt-update \
+        "$dir/hwbuild-src/hwbuild_1.0.dsc" -- null) > "$out/build.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || { tail -n 60 "$out/build.log"; fail "autopkgtest-hw build exited $rc"; }
+    ls "$dir"/hwbuild-out/hwbuild_1.0_*.deb > /dev/null 2>&1 || fail "no hwbuild .deb was built"
+    grep -q "make check" "$out/build.log" || fail "the build-time OpenCL test did not run"
+    passed
+fi
+
+if [ "$release" = sid ] && wanted sbuild; then
+    check "sbuild (sid's) in unshare mode: the source package in a clean unstable chroot"
+    mkdir -p "$dir/sbuild-out"
+    rc=0
+    (cd "$dir/sbuild-out" && sbuild --chroot-mode=unshare --chroot="$dir/sbuild-chroot.tar" \
+        --dist=unstable --arch-all --no-run-lintian --no-run-piuparts --no-run-autopkgtest \
+        "$dsc") > "$out/sbuild.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || { tail -n 60 "$out/sbuild.log"; fail "sbuild exited $rc"; }
+    passed
+
+    check "lintian (sid's) on what sid's sbuild built"
+    changes=$(ls "$dir"/sbuild-out/autopkgtest-hw_*.changes)
+    rc=0
+    lintian --fail-on error,warning "$changes" "$dsc" > "$out/lintian.txt" || rc=$?
+    cat "$out/lintian.txt"
+    [ "$rc" -eq 0 ] || fail "lintian reports an error or warning (exit $rc)"
+    lintian --pedantic -I --show-overrides "$changes" "$dsc" > "$out/lintian-pedantic.txt" || true
+    cat "$out/lintian-pedantic.txt"
+    passed
+fi
+echo "release-checks $release: all passed"

@@ -1,0 +1,221 @@
+#!/bin/sh
+# A release leg: autopkgtest-hw installed from its .deb into a Debian trixie or
+# sid root and checked there with that release's own tools.
+#
+#   tools/test-release.sh [--worktree] trixie|sid [OUTDIR]
+#
+#  1. builds the package with tools/build-deb.sh (HEAD, or the working tree
+#     with --worktree);
+#  2. makes the release's root with mmdebstrap (--variant=apt, the packages
+#     below, no recommends) and the lean testbed tarballs the checks use, each
+#     cached under ~/.cache/autopkgtest-hw/ keyed by release, architecture and
+#     package list (a second run reuses them; delete them to refresh);
+#  3. enters the root through an overlay, so the cached root is never
+#     changed (private mount and PID namespaces: nothing is left mounted or
+#     running when it ends), and runs
+#     tools/release-checks.sh there: install the .deb with apt, detection,
+#     lint/plan/route, "autopkgtest-hw run -- hwgpu null|unshare", the
+#     package's own autopkgtests, "autopkgtest-hw build" with the release's
+#     sbuild; for sid also the source package built by sid's sbuild in unshare
+#     mode in a clean sid chroot, and sid's lintian.
+#
+# AUTOPKGTEST_HW_RELEASE_SKIP="unshare build sbuild" leaves out those checks
+# (the hwgpu unshare run, autopkgtest-hw build, sid's sbuild and lintian).
+# OUTDIR (default ./release-output/RELEASE) gets the logs, the summaries and
+# times.txt (seconds per step).  Exits non-zero with the failing step named.
+# Needs root (mmdebstrap, overlay mounts, chroot), and network access to
+# deb.debian.org (or the mirror in AUTOPKGTEST_HW_MIRROR).
+set -eu
+
+usage() {
+    echo "usage: tools/test-release.sh [--worktree] trixie|sid [OUTDIR]" >&2
+    exit 2
+}
+
+worktree=""
+if [ "${1:-}" = --worktree ]; then
+    worktree=--worktree
+    shift
+fi
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+release=$1
+case "$release" in
+    trixie | sid) ;;
+    *) usage ;;
+esac
+cd "$(dirname "$0")/.."
+top=$PWD
+outdir=${2:-release-output/$release}
+
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+unset PYTHONPATH VIRTUAL_ENV PYTHONHOME || true
+export LC_ALL=C.UTF-8
+
+say() { echo "test-release $release: $*" >&2; }
+die() {
+    say "FAILED: $*"
+    exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it unpacks and enters a Debian root)"
+for tool in mmdebstrap unshare chroot flock sha256sum; do
+    command -v "$tool" > /dev/null || die "$tool is missing (sh tools/setup.sh installs it)"
+done
+
+arch=$(dpkg --print-architecture)
+# mmdebstrap's default mirrors (deb.debian.org, and trixie's security and
+# updates suites) unless AUTOPKGTEST_HW_MIRROR names one.
+mirror=${AUTOPKGTEST_HW_MIRROR:-}
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/autopkgtest-hw
+mkdir -p "$cache" "$outdir"
+outdir=$(cd "$outdir" && pwd)
+: > "$outdir/times.txt"
+
+# The root: the release's tools that the checks use, and what the package and
+# the example packages need at run and build time (so nothing is downloaded
+# while they run, except by sbuild).  sid's lintian judges the source package.
+# (mount: autopkgtest-virt-unshare's helper runs mount(8), which trixie's
+# autopkgtest does not depend on.)
+root_packages="autopkgtest sbuild uidmap mount dpkg-dev python3-debian python3-pyudev
+    python3-pyopencl python3-numpy pocl-opencl-icd ocl-icd-libopencl1 clinfo
+    mesa-vulkan-drivers vulkan-tools vainfo debhelper ocl-icd-opencl-dev"
+[ "$release" = sid ] && root_packages="$root_packages lintian"
+root_packages=$(echo $root_packages)
+
+# sid's Release file carries Valid-Until; a mirror that lags (or a clock
+# ahead) must not fail the leg: the packages are still signed.
+mm() {
+    mmdebstrap --quiet --mode=root --format=tar \
+        --aptopt='Acquire::Check-Valid-Until "false"' \
+        --aptopt='APT::Install-Recommends "false"' "$@"
+}
+
+step_start=0
+step() {
+    step_name=$1
+    step_start=$(date +%s)
+    say "== $step_name"
+}
+step_done() {
+    echo "$step_name $(($(date +%s) - step_start))" >> "$outdir/times.txt"
+}
+
+# cache_path NAME KEYTEXT FORMAT: where NAME is cached (a tar file or a
+# directory), keyed by a hash of KEYTEXT (release and package list).
+cache_path() {
+    key=$(printf '%s\n' "$2" | sha256sum | cut -c1-12)
+    if [ "$3" = tar ]; then
+        echo "$cache/$1-$arch-$key.tar"
+    else
+        echo "$cache/$1-$arch-$key"
+    fi
+}
+
+# make_cached PATH FORMAT MMDEBSTRAP-ARGS...: make PATH with mmdebstrap unless
+# it is there, under a lock (a parallel run waits), atomically (a run that is
+# killed leaves no half-made root behind to be taken for a whole one).
+make_cached() {
+    made=$1
+    format=$2
+    shift 2
+    log=$outdir/mmdebstrap-$(basename "$made").log
+    (
+        flock 9
+        [ ! -e "$made" ] || exit 0
+        say "making $made (cached for the next run)"
+        rm -rf "$made.tmp"
+        if ! mm --format="$format" "$@" "$made.tmp" ${mirror:+"$mirror"} > "$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            rm -rf "$made.tmp"
+            exit 1
+        fi
+        mv "$made.tmp" "$made"
+    ) 9> "$made.lock" || {
+        say "FAILED: mmdebstrap of $made (log: $log)"
+        return 1
+    }
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/test-release-$release.XXXXXX")
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+step build-deb
+sh tools/build-deb.sh $worktree "$work/deb" > "$outdir/build-deb.log" 2>&1 ||
+    { tail -n 30 "$outdir/build-deb.log" >&2; die "tools/build-deb.sh failed (log: $outdir/build-deb.log)"; }
+step_done
+
+step roots
+# The root is kept unpacked: each run sees it through an overlay (below),
+# so it is never changed and never unpacked again.
+root_dir=$(cache_path "root-$release" "$release $root_packages" directory)
+# The testbed for "hwgpu unshare": the same release with the example's test
+# dependencies (OpenCL on PoCL), so its test runs without a download.
+testbed_packages="pocl-opencl-icd python3-pyopencl python3-numpy"
+testbed_tar=$(cache_path "testbed-$release" "$release $testbed_packages" tar)
+# sid: what its buildds build in, a buildd-variant unstable chroot.
+sbuild_tar=$(cache_path sbuild-unstable "unstable buildd" tar)
+# Made side by side: downloads and unpacking overlap (a cold leg's longest part).
+make_cached "$root_dir" directory --variant=apt --skip=cleanup/apt/lists \
+    --include="$(echo $root_packages | tr ' ' ,)" "$release" &
+root_job=$!
+make_cached "$testbed_tar" tar --variant=apt \
+    --include="$(echo $testbed_packages | tr ' ' ,)" "$release" &
+testbed_job=$!
+if [ "$release" = sid ]; then
+    make_cached "$sbuild_tar" tar --variant=buildd unstable
+else
+    sbuild_tar=$testbed_tar # nothing is built in an unshare chroot on trixie
+fi
+wait "$root_job" || die "could not make the $release root"
+wait "$testbed_job" || die "could not make the $release testbed"
+step_done
+
+# What the checks see in /srv/release: the built package, the script, and
+# the cached tarballs (bound read-only in the root: nothing is copied).
+upper=$work/upper
+mkdir -p "$upper/srv/release" "$upper/etc" "$work/overlay-work" "$work/root"
+cp "$work"/deb/*.deb "$work"/deb/*.dsc "$work"/deb/*.tar.* tools/release-checks.sh \
+    "$upper/srv/release/"
+: > "$upper/srv/release/testbed.tar"
+: > "$upper/srv/release/sbuild-chroot.tar"
+cp /etc/resolv.conf "$upper/etc/resolv.conf" 2> /dev/null || true
+for f in subuid subgid; do echo "root:100000:65536" > "$upper/etc/$f"; done
+
+# Private mount and PID namespaces: the overlay (the cached root below, this
+# run's changes above) as the namespace's root, /dev, /sys and a fresh /proc;
+# all of it, and every process started inside, goes when the checks end.
+step checks
+rc=0
+unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
+    lower=$1 upper=$2 ow=$3 r=$4 testbed=$5 sbuild=$6
+    shift 6
+    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$ow" "$r" &&
+        mount --bind "$testbed" "$r/srv/release/testbed.tar" &&
+        mount --bind "$sbuild" "$r/srv/release/sbuild-chroot.tar" &&
+        mount --rbind /dev "$r/dev" && mount --rbind /sys "$r/sys" &&
+        mount -t proc proc "$r/proc" || exit 1
+    # pivot_root, not a bare chroot: the kernel refuses a user namespace to a
+    # chrooted process, and unshare testbeds and sbuild make one.
+    # The host tree is detached inside (the root has python3, not umount).
+    cd "$r" && mkdir -p .host && pivot_root . .host || exit 1
+    exec chroot . python3 -c "if True:
+        import ctypes, os, sys
+        if ctypes.CDLL(None).umount2(b\"/.host\", 2) != 0:  # MNT_DETACH
+            sys.exit(\"cannot detach /.host\")
+        os.rmdir(\"/.host\")
+        os.execvp(sys.argv[1], sys.argv[1:])" "$@"' sh "$root_dir" "$upper" "$work/overlay-work" "$work/root" \
+    "$testbed_tar" "$sbuild_tar" \
+    /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
+    AUTOPKGTEST_HW_RELEASE_SKIP="${AUTOPKGTEST_HW_RELEASE_SKIP:-}" \
+    sh /srv/release/release-checks.sh "$release" /srv/release > "$outdir/checks.log" 2>&1 || rc=$?
+cp -r "$upper/srv/release/out/." "$outdir/" 2> /dev/null || true
+step_done
+if [ "$rc" -ne 0 ]; then
+    tail -n 40 "$outdir/checks.log" >&2
+    die "checks inside the $release root failed (exit $rc; log: $outdir/checks.log)"
+fi
+grep '^versions:' "$outdir/checks.log" >&2 || true
+say "ok (seconds per step: $(tr '\n' ' ' < "$outdir/times.txt"))"
