@@ -24,7 +24,7 @@
 # OUTDIR (default ./release-output/RELEASE) gets the logs, the summaries and
 # times.txt (seconds per step).  Exits non-zero with the failing step named.
 # Needs root (mmdebstrap, overlay mounts, chroot), and network access to
-# deb.debian.org (or the mirror in AUTOPKGTEST_HW_MIRROR).
+# Debian's archive (mmdebstrap's default mirror, or the one in AUTOPKGTEST_HW_MIRROR).
 set -eu
 
 usage() {
@@ -64,7 +64,7 @@ for tool in mmdebstrap unshare chroot flock sha256sum; do
 done
 
 arch=$(dpkg --print-architecture)
-# mmdebstrap's default mirrors (deb.debian.org, and trixie's security and
+# mmdebstrap's default mirrors (Debian's archive, and trixie's security and
 # updates suites) unless AUTOPKGTEST_HW_MIRROR names one.
 mirror=${AUTOPKGTEST_HW_MIRROR:-}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/autopkgtest-hw
