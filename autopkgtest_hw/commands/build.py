@@ -5,11 +5,11 @@
 PACKAGE is a .dsc or an unpacked source tree.  Its XS-Requires-Hwspec (in a
 .dsc: Requires-Hwspec) is checked against this host: where a spec does not
 hold, nothing is built and the verdict says why (exit 3).  Otherwise the
-fewest fitting devices the specs need (cuda:cc>=8.0: one GPU; cuda:count>=2:
-two; a spec PoCL satisfies: none), or those chosen with --gpu and --count
-as for autopkgtest-virt-hwgpu, are allocated and locked until the last
-process of the build is gone, with a 'build' holder record that
-'autopkgtest-hw status' shows.  sbuild runs with --chroot-mode=autopkgtest
+fewest fitting devices the specs need ('cuda:cc>=8.0': one GPU;
+'cuda:count>=2': two; a spec PoCL satisfies: none), or those chosen with
+--gpu and --count as for autopkgtest-virt-hwgpu, are allocated and locked
+until the last process of the build is gone, with a 'build' holder record
+that 'autopkgtest-hw status' shows.  sbuild runs with --chroot-mode=autopkgtest
 and the hwgpu virt server around INNER (e.g. 'unshare --tarball
 bookworm.tar'), so the build's tests (dh_auto_test) see the devices.  With
 --run-autopkgtest, sbuild then runs the package's autopkgtests through

@@ -153,8 +153,8 @@ def _reap(sbuild: int, alive: int) -> int:  # pragma: no cover - keeper side
             parent_gone = True
             if status is None:
                 _say(
-                    "autopkgtest-hw build ended: stopping sbuild; its devices stay locked"
-                    " until the last process of the build is gone"
+                    "the build command is gone: stopping sbuild; the devices stay locked"
+                    " until the last process of the build has ended"
                 )
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(sbuild, signal.SIGTERM)

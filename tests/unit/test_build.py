@@ -6,6 +6,7 @@ import fcntl
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,73 @@ def test_a_source_that_is_no_package_name_is_refused(tmp_path: Path, source: str
     assert "\n" not in str(caught.value)
     for good in ("hwbuild", "libc++", "g.o-1"):
         assert read_package(str(_dsc(tmp_path, good))).source == good
+
+
+# -- the build's keeper: real processes, a stand-in for sbuild -----------------------
+
+BUILD_PARENT = """
+import fcntl, os, sys
+from autopkgtest_hw.source.build_keeper import Keeper
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+# sbuild's stand-in leaves a daemon in a session of its own (as a virt server's keeper does)
+daemon = "setsid sh -c 'echo $$ > " + sys.argv[3] + "; sleep 3' & exec sleep 60"
+keeper = Keeper(["sh", "-c", daemon], None, [fd], sys.argv[2])
+os.close(fd)
+print(keeper.sbuild_pid, flush=True)
+sys.exit(keeper.wait())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _free(path: Path) -> bool:
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_sigkill_of_the_build_leaves_its_devices_locked_until_its_last_process_ends(
+    tmp_path: Path,
+) -> None:
+    lock, tmp, daemon_pid = tmp_path / "gpu.lock", tmp_path / "build-tmp", tmp_path / "daemon"
+    tmp.mkdir()
+    (tmp / "devices.json").write_text("{}")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", BUILD_PARENT, str(lock), str(tmp), str(daemon_pid)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert parent.stdout is not None and parent.stderr is not None
+    sbuild = int(parent.stdout.readline())
+    deadline = time.monotonic() + 30
+    while not daemon_pid.exists() or not daemon_pid.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    daemon = int(daemon_pid.read_text())
+    parent.kill()  # SIGKILL: no handler of ours runs
+    parent.wait()
+    seen = []
+    while _alive(daemon) or _alive(sbuild):
+        seen.append(_free(lock))
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert seen and not any(seen), "the lock was free while a process of the build lived"
+    while tmp.exists():  # the keeper removes it once the last process is gone
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert _free(lock)
+    _, err = parent.communicate(timeout=30)  # EOF: the keeper, the last writer, is gone
+    assert "autopkgtest-hw: the build command is gone: stopping sbuild" in err
