@@ -276,3 +276,40 @@ def test_sigkill_of_the_build_leaves_its_devices_locked_until_its_last_process_e
     assert _free(lock)
     _, err = parent.communicate(timeout=30)  # EOF: the keeper, the last writer, is gone
     assert "autopkgtest-hw: the build command is gone: stopping sbuild" in err
+
+
+SIGTERMED_PARENT = """
+import fcntl, os, sys
+from autopkgtest_hw.base import log
+from autopkgtest_hw.source.build import run_sbuild
+from autopkgtest_hw.source.build_progress import Progress
+log.setup("autopkgtest-hw")
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+daemon = "setsid sh -c 'echo $$ > " + sys.argv[3] + "; sleep 2' & exec sleep 60"
+progress = Progress("pkg", sys.argv[2], log.info, phases=False)
+sys.exit(run_sbuild(["sh", "-c", daemon], None, [fd], sys.argv[2], progress))
+"""
+
+
+def test_sigterm_stops_sbuild_and_returns_once_the_build_is_gone(tmp_path: Path) -> None:
+    lock, tmp, daemon_pid = tmp_path / "gpu.lock", tmp_path / "build-tmp", tmp_path / "daemon"
+    tmp.mkdir()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SIGTERMED_PARENT, str(lock), str(tmp), str(daemon_pid)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while not daemon_pid.exists() or not daemon_pid.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    daemon = int(daemon_pid.read_text())
+    parent.terminate()
+    _, err = parent.communicate(timeout=30)
+    assert parent.returncode == 128 + 15, err
+    # It returned only after the daemon the build left was gone: the lock is free now.
+    assert not _alive(daemon) and _free(lock) and not tmp.exists()
+    assert "autopkgtest-hw: error: got SIGTERM: stopping sbuild" in err
+    assert "autopkgtest-hw: pkg: sbuild exited 143 after " in err
