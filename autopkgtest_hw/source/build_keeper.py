@@ -173,9 +173,11 @@ def _reap(sbuild: int, alive: int) -> int:  # pragma: no cover - keeper side
             continue
         waited = time.monotonic() - sbuild_end
         if waited > GRACE and not termed:
+            _say(f"processes of the build outlived sbuild by {GRACE:.0f} s: sending SIGTERM")
             _signal_descendants(signal.SIGTERM)
             termed = True
         elif waited > GRACE + TERM_WAIT and not killed:
+            _say("processes of the build are still there: sending SIGKILL")
             _signal_descendants(signal.SIGKILL)
             killed = True
 

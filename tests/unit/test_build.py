@@ -313,3 +313,28 @@ def test_sigterm_stops_sbuild_and_returns_once_the_build_is_gone(tmp_path: Path)
     assert not _alive(daemon) and _free(lock) and not tmp.exists()
     assert "autopkgtest-hw: error: got SIGTERM: stopping sbuild" in err
     assert "autopkgtest-hw: pkg: sbuild exited 143 after " in err
+
+
+LINGERING = """
+import os, sys
+from autopkgtest_hw.source import build_keeper
+build_keeper.GRACE = 1.0  # instead of minutes
+daemon = "setsid sh -c 'echo $$ > " + sys.argv[2] + "; exec sleep 600' & exit 0"
+sys.exit(build_keeper.Keeper(["sh", "-c", daemon], None, [], sys.argv[1]).wait())
+"""
+
+
+def test_a_process_that_outlives_sbuild_past_the_grace_is_ended(tmp_path: Path) -> None:
+    tmp, daemon_pid = tmp_path / "build-tmp", tmp_path / "daemon"
+    tmp.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-c", LINGERING, str(tmp), str(daemon_pid)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert not _alive(int(daemon_pid.read_text())) and not tmp.exists()
+    assert "processes of the build outlived sbuild by 1 s: sending SIGTERM" in run.stderr
