@@ -28,14 +28,12 @@ import os
 
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
-from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.errors import Exit, UsageError, exit_status
 from autopkgtest_hw.commands._common import add_inventory_option, add_lock_options, get_inventory
 from autopkgtest_hw.source.build import BuildError, build, read_package, verdicts
-from autopkgtest_hw.spec.inventory import InventoryError
 
 HELP = "build a package with sbuild on this host's GPUs (refused where its hwspec does not hold)"
 
-EXIT_USAGE = Exit.USAGE
 EXIT_REFUSED = Exit.REFUSED
 
 
@@ -45,12 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "the devices to pass (index, UUID, PCI address or spec); repeatable"
         " (default: the fewest devices that fit the package's specs)",
-    )
-    parser.add_argument(
-        "--count",
-        type=_positive_int,
-        metavar="N",
-        help="pass N of the selected devices, whichever are free first",
+        count=True,
     )
     add_inventory_option(parser)
     add_lock_options(parser)
@@ -79,37 +72,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inner_arguments(parser)
 
 
-def _positive_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"not a number of devices (1 or more): {text!r}")
-    return int(text)
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        pkg = read_package(os.path.abspath(args.package))
-    except BuildError as exc:
-        log.error(str(exc))
-        return EXIT_USAGE
+    pkg = read_package(os.path.abspath(args.package))
     if not pkg.hwspecs and not args.gpu:
-        log.error(
+        raise UsageError(
             f"{pkg.source} has no XS-Requires-Hwspec: nothing to allocate (name devices with"
             " --gpu, or build it with plain sbuild)"
         )
-        return EXIT_USAGE
-    try:
-        inventory = get_inventory(args)
-        results = verdicts(pkg, inventory)
-    except (InventoryError, BuildError) as exc:
-        log.error(str(exc))
-        return EXIT_USAGE
+    inventory = get_inventory(args)
+    results = verdicts(pkg, inventory)
     refused = [v for v in results if not v.satisfied]
     for v in results:
         (log.error if not v.satisfied else log.info)(f"{pkg.source}: {v.message}")
     if refused:
         log.error(f"not building {pkg.source} here: this host does not satisfy its hardware spec")
         return EXIT_REFUSED
-    try:
+    with exit_status(EXIT_REFUSED, BuildError):
         return build(
             pkg,
             inventory,
@@ -124,6 +102,3 @@ def run(args: argparse.Namespace) -> int:
             extra=args.sbuild_arg,
             cwd=None,
         )
-    except BuildError as exc:
-        log.error(str(exc))
-        return EXIT_REFUSED

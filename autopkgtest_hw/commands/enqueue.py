@@ -28,10 +28,9 @@ from autopkgtest_hw.commands._fleet import (
     broker_settings,
 )
 from autopkgtest_hw.commands.route import compute
-from autopkgtest_hw.fleet.broker import BrokerError, connect
+from autopkgtest_hw.fleet.broker import connect
 from autopkgtest_hw.fleet.enqueue import (
     DEFAULT_PRIORITY,
-    RequestError,
     check_priority,
     publish_jobs,
     request_line,
@@ -60,28 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        check_priority(args.priority)
-        request_line("check", args.suite, args.trigger)
-    except RequestError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
-    result = compute(args, need_depths=not args.dry_run)
-    if isinstance(result, int):
-        return result
-    _fleet, routing = result
+    check_priority(args.priority)
+    request_line("check", args.suite, args.trigger)
+    _fleet, routing = compute(args, need_depths=not args.dry_run)
     if args.dry_run:
         published = [
             {**j.to_dict(), "request": request_line(j.package, args.suite, args.trigger)}
             for j in routing.jobs
         ]
     else:
-        try:
-            with connect(broker_settings(args)) as broker:
-                done = publish_jobs(broker, routing.jobs, args.suite, args.trigger, args.priority)
-        except (BrokerError, RequestError) as exc:
-            log.error(str(exc))
-            return Exit.USAGE
+        with connect(broker_settings(args)) as broker:
+            done = publish_jobs(broker, routing.jobs, args.suite, args.trigger, args.priority)
         published = [p.to_dict() for p in done]
     if args.json:
         out = routing.to_dict()

@@ -33,9 +33,9 @@ from autopkgtest_hw.commands._fleet import (
     broker_settings,
     load_fleet,
 )
-from autopkgtest_hw.fleet.broker import BrokerError, connect
-from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile, check_host
-from autopkgtest_hw.spec.inventory import InventoryError
+from autopkgtest_hw.fleet.broker import connect
+from autopkgtest_hw.fleet.profiles import Fleet, Profile, check_host
+from autopkgtest_hw.virt.backends import availability
 
 HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
 
@@ -63,17 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(fleet: Fleet, profile: Profile, args: argparse.Namespace) -> int:
-    try:
-        saved = fleet.inventory(profile)
-        actual = get_inventory(args)
-    except (FleetError, InventoryError) as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    saved = fleet.inventory(profile)
+    actual = get_inventory(args)
     if saved is None or profile.inventory_path == "detect":
         return Exit.OK  # nothing promised beyond what is here
     problems = check_host(saved, actual, profile)
     for p in problems:
         log.error(f"profile {profile.name}: {p}")
+    for name, can in availability(actual):
+        (log.info if can.ok else log.warning)(
+            f"testbed {name}: {'can' if can.ok else 'cannot'} have devices passed in ({can.reason})"
+        )
     return Exit.FAILED if problems else Exit.OK
 
 
@@ -97,11 +97,7 @@ def _pick(fleet: Fleet, name: str | None) -> Profile | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        fleet = load_fleet(args)
-    except FleetError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    fleet = load_fleet(args)
     if args.list:
         if args.json:
             print(json.dumps([p.to_dict() for p in fleet], indent=2))
@@ -118,12 +114,8 @@ def run(args: argparse.Namespace) -> int:
         if status:
             return status
     if args.declare:
-        try:
-            with connect(broker_settings(args)) as broker:
-                broker.declare(profile.queue)
-        except BrokerError as exc:
-            log.error(str(exc))
-            return Exit.USAGE
+        with connect(broker_settings(args)) as broker:
+            broker.declare(profile.queue)
         log.info(f"declared queue {profile.queue}")
     if args.json:
         print(json.dumps(profile.to_dict(), indent=2))

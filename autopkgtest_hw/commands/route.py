@@ -26,8 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from autopkgtest_hw.base import log
-from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.errors import Exit, UsageError
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.commands._common import add_json_option
 from autopkgtest_hw.commands._fleet import (
@@ -39,9 +38,8 @@ from autopkgtest_hw.commands._fleet import (
     load_fleet,
 )
 from autopkgtest_hw.fleet.broker import BrokerError, connect
-from autopkgtest_hw.fleet.profiles import Fleet, FleetError
+from autopkgtest_hw.fleet.profiles import Fleet
 from autopkgtest_hw.fleet.route import Routing, route
-from autopkgtest_hw.source.archive import ArchiveError
 
 HELP = "route source packages to the fleet profiles whose hardware fits"
 
@@ -59,36 +57,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_broker_options(parser)
 
 
-def compute(args: argparse.Namespace, *, need_depths: bool) -> tuple[Fleet, Routing] | int:
-    """The routing the arguments ask for, or an exit status after an error message."""
+def compute(args: argparse.Namespace, *, need_depths: bool) -> tuple[Fleet, Routing]:
+    """The routing the arguments ask for."""
     if not args.sources and not args.srcdirs:
-        log.error("no packages: give --sources FILE or source directories")
-        return Exit.USAGE
-    try:
-        fleet = load_fleet(args)
-    except FleetError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+        raise UsageError("no packages: give --sources FILE or source directories")
+    fleet = load_fleet(args)
     depths: dict[str, int | None] = {}
     if need_depths and not args.matrix:
         try:
             with connect(broker_settings(args)) as broker:
                 depths = broker.depths(p.queue for p in fleet)
         except BrokerError as exc:
-            log.error(f"{exc} (--no-broker routes without queue depths)")
-            return Exit.USAGE
-    try:
-        return fleet, route(fleet, entries(args), matrix=args.matrix, depths=depths)
-    except (ArchiveError, FleetError) as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+            raise BrokerError(f"{exc} (--no-broker routes without queue depths)") from None
+    return fleet, route(fleet, entries(args), matrix=args.matrix, depths=depths)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = compute(args, need_depths=not args.no_broker)
-    if isinstance(result, int):
-        return result
-    _fleet, routing = result
+    _fleet, routing = compute(args, need_depths=not args.no_broker)
     if args.json:
         print(json.dumps(routing.to_dict(), indent=2))
     else:
