@@ -5,15 +5,20 @@
 PACKAGE is a .dsc or an unpacked source tree.  Its XS-Requires-Hwspec (in a
 .dsc: Requires-Hwspec) is checked against this host: where a spec does not
 hold, nothing is built and the verdict says why (exit 3).  Otherwise the
-fitting devices (or those chosen with --gpu) are allocated and locked for
-the whole build, with a 'build' holder record that 'autopkgtest-hw status'
-shows, and sbuild runs with --chroot-mode=autopkgtest and the hwgpu virt
-server around INNER (e.g. 'unshare --tarball bookworm.tar'), so the build's
-tests (dh_auto_test) see the devices.  With --run-autopkgtest, sbuild then
-runs the package's autopkgtests through 'autopkgtest-hw run', needs-hw:
-understood.  Exit status: sbuild's own (0 built); 2 for bad usage or an
-invalid spec; 3 when this host does not satisfy the spec or the devices stay
-busy past --lock-timeout.
+fewest fitting devices the specs need ('cuda:cc>=8.0': one GPU;
+'cuda:count>=2': two; a spec PoCL satisfies: none), or those chosen with
+--gpu and --count as for autopkgtest-virt-hwgpu, are allocated and locked
+until the last process of the build is gone, with a 'build' holder record
+that 'autopkgtest-hw status' shows.  sbuild runs with --chroot-mode=autopkgtest
+and the hwgpu virt server around INNER (e.g. 'unshare --tarball
+bookworm.tar'), so the build's tests (dh_auto_test) see the devices.  With
+--run-autopkgtest, sbuild then runs the package's autopkgtests through
+'autopkgtest-hw run', needs-hw: understood.  When its output is not a
+terminal (sbuild then prints nothing), a line says when each phase begins
+(testbed, dependencies, build, autopkgtest, cleanup) and how long the one
+before took; the path of sbuild's log comes at the end.  Exit status:
+sbuild's own (0 built); 2 for bad usage or an invalid spec; 3 when this
+host does not satisfy the spec or the devices stay busy past --lock-timeout.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_gpu_option(
         parser,
         "the devices to pass (index, UUID, PCI address or spec); repeatable"
-        " (default: every device that fits the package's specs)",
+        " (default: the fewest devices that fit the package's specs)",
         count=True,
     )
     add_inventory_option(parser)

@@ -2,39 +2,47 @@
 
 The package's ``XS-Requires-Hwspec`` (``Requires-Hwspec`` in a .dsc) decides:
 where this host does not satisfy it, nothing is built and the verdict says
-why.  Otherwise this process allocates the fitting devices and holds their
-locks (a ``build`` holder record: package, user, since) for the whole sbuild
-run, and gives sbuild ``autopkgtest-virt-hwgpu`` with an inventory of just
-those devices.  The testbeds sbuild opens (the build's, and autopkgtest's
-with ``--run-autopkgtest``) take shared locks in a private lock directory:
-they share the devices this build holds, and nobody else can take them.
+why.  Otherwise this process allocates the fewest fitting devices the specs
+need (``build_devices``) and locks them (a ``build`` holder record: package,
+user, since), and gives sbuild ``autopkgtest-virt-hwgpu`` with an inventory
+of just those devices.  The testbeds sbuild opens (the build's, and
+autopkgtest's with ``--run-autopkgtest``) take shared locks in a private lock
+directory: they share the devices this build holds, and nobody else can take
+them.  sbuild runs under a keeper (``build_keeper``) that holds the locks
+until the last process of the build is gone; ``build_progress`` says the
+phases of the build from sbuild's log.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import os
+import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import HwError
+from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.locks import allocate, holders
+from autopkgtest_hw.source import build_devices
+from autopkgtest_hw.source.build_keeper import Keeper
+from autopkgtest_hw.source.build_progress import Progress
 from autopkgtest_hw.source.control import ControlError, read_source_control
 from autopkgtest_hw.source.hwspec_field import field_texts, value_texts
 from autopkgtest_hw.spec.inventory import Inventory
-from autopkgtest_hw.spec.language import SpecError, parse
+from autopkgtest_hw.spec.language import Spec, SpecError, parse
 from autopkgtest_hw.spec.matcher import Verdict, match
 from autopkgtest_hw.spec.render import describe_device
 
-_PR_SET_PDEATHSIG = 1
+#: Debian Policy 5.6.1: lower-case letters, digits, + - and ., at least two, first alphanumeric.
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+#: How often the build's log is looked at for progress.
+LOOK_INTERVAL = 0.5
 
 
 class BuildError(HwError):
@@ -51,17 +59,28 @@ class Package:
 def read_package(path: str) -> Package:
     """The source name and hardware specs of a .dsc or an unpacked source tree."""
     if path.endswith(".dsc") and os.path.isfile(path):
-        return _read_dsc(path)
+        return _checked(_read_dsc(path))
     control = os.path.join(path, "debian", "control")
     if not os.path.isfile(control):
-        raise BuildError(f"{path}: neither a .dsc file nor a source tree with debian/control")
+        raise BuildError(f"{safe(path)}: neither a .dsc file nor a source tree with debian/control")
     try:
         sc = read_source_control(control)
     except ControlError as exc:
         raise BuildError(str(exc)) from None
     if not sc.source:
-        raise BuildError(f"{control}: the source stanza has no Source field")
-    return Package(path, sc.source, field_texts(sc.hwspec_fields))
+        raise BuildError(f"{safe(control)}: the source stanza has no Source field")
+    return _checked(Package(path, sc.source, field_texts(sc.hwspec_fields)))
+
+
+def _checked(pkg: Package) -> Package:
+    """``pkg``, if its name is a Debian source package name (it goes into logs and records)."""
+    if not SOURCE_NAME.fullmatch(pkg.source):
+        raise BuildError(
+            f"{safe(pkg.path)}: Source '{safe(pkg.source, 100)}' is not a source package name"
+            " (Debian Policy 5.6.1: lower-case letters, digits, '+', '-' and '.', at least two"
+            " characters, starting with a letter or digit; one line)"
+        )
+    return pkg
 
 
 def _read_dsc(path: str) -> Package:
@@ -71,10 +90,10 @@ def _read_dsc(path: str) -> Package:
         with open(path, encoding="utf-8", errors="replace") as f:
             dsc = Dsc(f)
     except (OSError, ValueError) as exc:
-        raise BuildError(f"{path}: cannot read: {exc}") from None
+        raise BuildError(f"{safe(path)}: cannot read: {safe(exc)}") from None
     source = dsc.get("Source")
     if not source:
-        raise BuildError(f"{path}: no Source field")
+        raise BuildError(f"{safe(path)}: no Source field")
     specs: list[str] = []
     for name, value in dsc.items():
         if name.lower() in ("requires-hwspec", "xs-requires-hwspec", "x-requires-hwspec"):
@@ -157,12 +176,6 @@ def sbuild_argv(
     return Plan(argv, virt)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - child side
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        ctypes.CDLL(libc_name).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class _Stop(BaseException):
     def __init__(self, signum: int) -> None:
         self.signum = signum
@@ -172,26 +185,44 @@ def _stop(signum: int, _frame: object) -> None:
     raise _Stop(signum)
 
 
-def run_sbuild(argv: Sequence[str], cwd: str | None) -> int:
-    """sbuild in the foreground; it dies with us, and a SIGTERM/SIGINT/SIGHUP is passed on."""
+def run_sbuild(
+    argv: Sequence[str], cwd: str | None, fds: Sequence[int], tmp: str, progress: Progress
+) -> int:
+    """sbuild under a build keeper (``build_keeper``), which removes ``tmp`` at the end.
+
+    Returns once every process of the build is gone, so the devices are free
+    unless another process holds them.  A SIGTERM, SIGINT or SIGHUP is passed
+    on to sbuild as SIGTERM.
+    """
     log.debug(f"running {list(argv)!r}")
-    proc = subprocess.Popen(list(argv), cwd=cwd, preexec_fn=_die_with_parent)
+    keeper = Keeper(argv, cwd, fds, tmp)
     old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         while True:
             try:
-                return proc.wait()
+                while (status := keeper.poll()) is None:
+                    progress.look()
+                    time.sleep(LOOK_INTERVAL)
+                progress.finish(status)
+                return status
             except _Stop as stop:
                 log.error(f"got {signal.Signals(stop.signum).name}: stopping sbuild")
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
                 for s in old:
                     signal.signal(s, signal.SIG_IGN)
-                proc.wait()
+                keeper.stop_sbuild()
+                progress.finish(keeper.wait())
                 return 128 + stop.signum
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def parsed_specs(pkg: Package) -> list[Spec]:
+    """The package's specs, parsed; BuildError for one that does not parse."""
+    try:
+        return [parse(text) for text in pkg.hwspecs]
+    except SpecError as exc:
+        raise BuildError(f"{pkg.source}: XS-Requires-Hwspec: {exc}") from None
 
 
 def build(
@@ -209,15 +240,15 @@ def build(
     extra: Sequence[str],
     cwd: str | None,
 ) -> int:
-    """Allocate, hold the locks, run sbuild; sbuild's exit status."""
+    """Allocate the fewest devices that do, hold the locks, run sbuild; sbuild's exit status."""
     sbuild = find_program("sbuild")
     hwgpu = find_program("autopkgtest-virt-hwgpu")
     adt_hw = find_program("autopkgtest-hw") if run_autopkgtest else None
     try:
-        candidates = allocate.select(inventory, list(selectors) or list(pkg.hwspecs))
+        wanted = build_devices.request(parsed_specs(pkg), inventory, selectors, count)
         alloc = allocate.acquire(
-            candidates,
-            count,
+            wanted.candidates,
+            wanted.count,
             lock_dir,
             timeout=lock_timeout,
             on_wait=log.info,
@@ -227,8 +258,14 @@ def build(
         raise BuildError(str(exc)) from None
     try:
         for d in alloc.devices:
-            log.info(f"allocated for the build: {describe_device(d, 'short')} ({d.ident})")
-        with tempfile.TemporaryDirectory(prefix="autopkgtest-hw-build.") as tmp:
+            log.info(f"allocated for the build: {describe_device(d, 'short')} ({safe(d.ident)})")
+        if not alloc.fds:
+            log.info(
+                f"{pkg.source}: no device locked: its hardware specs hold without one that needs"
+                " a lock (name one with --gpu to pass it in)"
+            )
+        tmp = tempfile.mkdtemp(prefix="autopkgtest-hw-build.")
+        try:
             inv_file = os.path.join(tmp, "devices.json")
             with open(inv_file, "w", encoding="utf-8") as f:
                 f.write(Inventory(cpu=inventory.cpu, devices=tuple(alloc.devices)).to_json())
@@ -244,6 +281,27 @@ def build(
                 extra=extra,
                 autopkgtest_args=autopkgtest_args,
             )
-            return run_sbuild(plan.argv, cwd)
+            progress = Progress(
+                pkg.source,
+                build_dir(extra, cwd),
+                log.info,
+                phases=not (sys.stdin.isatty() and sys.stdout.isatty()),
+            )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return run_sbuild(plan.argv, cwd, alloc.fds, tmp, progress)
     finally:
         alloc.release()
+
+
+def build_dir(extra: Sequence[str], cwd: str | None) -> str:
+    """Where sbuild writes its log: ``--build-dir`` among its arguments, else its directory."""
+    found = None
+    for i, word in enumerate(extra):
+        if word.startswith("--build-dir="):
+            found = word.split("=", 1)[1]
+        elif word == "--build-dir" and i + 1 < len(extra):
+            found = extra[i + 1]
+    base = cwd or os.getcwd()
+    return os.path.join(base, found) if found else base

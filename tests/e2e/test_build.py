@@ -3,8 +3,10 @@
 The example package examples/hwbuild runs an OpenCL kernel in its build-time
 test (dh_auto_test -> make check) on PoCL inside the build testbed.  The
 inventory pins a fake GPU (a real 195:3 node, with OpenCL) beside the PoCL
-device: the build allocates both, holds the GPU's lock for the whole build
-(the test watches `status` during the build) and releases it after.
+device; PoCL alone satisfies the package's spec, so the build is asked for
+the GPU with --gpu: it holds the GPU's lock for the whole build (the test
+watches `status` during the build) and releases it after the build's last
+process is gone, even when `autopkgtest-hw build` itself was SIGKILLed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -60,7 +64,9 @@ def source_package(tmp_path: Path) -> Path:
     return work / "hwbuild_1.0.dsc"
 
 
-def build_argv(inv: str, locks: Path, dsc: Path, tarball: Path) -> list[str]:
+def build_argv(
+    inv: str, locks: Path, dsc: Path, tarball: Path, *, gpu: str | None = "3", adt: bool = True
+) -> list[str]:
     return [
         ADT_HW,
         "build",
@@ -68,10 +74,11 @@ def build_argv(inv: str, locks: Path, dsc: Path, tarball: Path) -> list[str]:
         inv,
         "--lock-dir",
         str(locks),
+        *(["--gpu", gpu] if gpu else []),
         "--dist",
         "bookworm",
-        "--run-autopkgtest",
-        "--autopkgtest-arg=-U",  # the cached tarball's apt lists may be old
+        # -U: the cached tarball's apt lists may be old
+        *(["--run-autopkgtest", "--autopkgtest-arg=-U"] if adt else []),
         "--sbuild-arg=--no-run-lintian",
         "--sbuild-arg=--no-run-piuparts",
         str(dsc),
@@ -145,6 +152,11 @@ def test_sbuild_builds_with_the_gpu_locked_and_runs_needs_hw_autopkgtests(
         log.close()
     assert proc.returncode == 0, output[-4000:]
     assert "XS-Requires-Hwspec: opencl:type=any satisfied" in output
+    # Output to a file: sbuild prints nothing, so the phases are said, with times and the log.
+    for phase in ("dependencies (testbed took ", "build (dependencies took ", "autopkgtest ("):
+        assert f"autopkgtest-hw: hwbuild: {phase}" in output, output
+    assert "autopkgtest-hw: hwbuild: sbuild exited 0 after " in output
+    assert f"autopkgtest-hw: hwbuild: sbuild log: {out}/hwbuild_1.0_amd64-" in output
     # The lock was held by the build, for hwbuild, while sbuild ran; it is free now.
     assert seen_held, "the device was never seen held during the build"
     [holder] = seen_held[0]["holders"]  # type: ignore[misc]
@@ -189,3 +201,65 @@ def test_build_is_refused_with_the_verdict_where_the_spec_does_not_hold(tmp_path
     )
     assert "not building hwbuild here" in run.stderr
     assert list(out.iterdir()) == []  # sbuild never ran
+
+
+def building(out: Path) -> bool:
+    """Whether sbuild's log says dpkg-buildpackage runs (in the build testbed)."""
+    for log in out.glob("hwbuild_*.build"):
+        if not log.is_symlink() and "\ndpkg-buildpackage\n-----" in log.read_text(errors="replace"):
+            return True
+    return False
+
+
+def test_sigkill_of_build_keeps_the_device_locked_until_the_builds_last_process_is_gone(
+    tmp_path: Path, bookworm_tarball: Path
+) -> None:
+    node = make_char_device(tmp_path / "gpu3", "nvidia3", 3)
+    gpu = replace(fake_nvidia(node, index=3), classes=("gpu", "cuda", "opencl"), opencl_type="gpu")
+    inv = save_inventory(tmp_path / "inv.json", gpu, POCL)
+    locks = tmp_path / "locks"
+    lock = str(locks / lock_name(gpu))
+    out = tmp_path / "out"
+    out.mkdir()
+    dsc = source_package(tmp_path)
+    # A TMPDIR of its own (short: sockets live there): what the build leaves is seen there.
+    tmp = tempfile.mkdtemp(prefix="hwb-")
+    log_path = tmp_path / "build.log"
+    try:
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                build_argv(inv, locks, dsc, bookworm_tarball, adt=False),
+                cwd=out,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**env(), "TMPDIR": tmp},
+            )
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while not building(out):
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert not lock_is_free(lock)
+        proc.send_signal(signal.SIGKILL)  # mid-build: dpkg-buildpackage runs in the testbed
+        proc.wait()
+        # The build's processes (sbuild stopping, the testbeds closing) hold the device ...
+        held_while_alive = []
+        while live := leftovers(str(tmp_path)) + leftovers(tmp):
+            held_while_alive.append((not lock_is_free(lock), live))
+            assert time.monotonic() < deadline, live
+            time.sleep(0.2)
+        assert held_while_alive, "no process of the build outlived the SIGKILL"
+        assert all(held for held, _ in held_while_alive), [
+            live for held, live in held_while_alive if not held
+        ]
+        # ... and once the last one is gone, it is free and nothing is left behind.
+        assert lock_is_free(lock)
+        assert build_state(inv, locks)["state"] == "free"
+        assert os.listdir(tmp) == []
+        text = log_path.read_text()
+        assert "autopkgtest-hw: the build command is gone: stopping sbuild" in text, text[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
