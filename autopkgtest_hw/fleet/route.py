@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autopkgtest_hw.base.text import safe
-from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile
+from autopkgtest_hw.fleet.profiles import HARDWARE_BACKEND, Fleet, FleetError, Profile
 from autopkgtest_hw.source import architecture
 from autopkgtest_hw.source.archive import SourceEntry, fits_arch
 from autopkgtest_hw.source.control import DEFAULT_HWSPEC
@@ -153,6 +153,9 @@ class Router:
         self._signatures: dict[str, tuple[object, ...]] = {}
         self.ordinary = tuple(p for p in fleet if p.ordinary)
         self.hardware = tuple(p for p in fleet if not p.ordinary)
+        # Ordinary workers that can take hardware needs a CPU satisfies: only those
+        # running autopkgtest-hw (plain autopkgtest skips every needs-hw: test).
+        self.ordinary_hw = tuple(p for p in self.ordinary if p.backend == HARDWARE_BACKEND)
 
     # -- verdicts, cached: a big index repeats the same few specs ---------------
 
@@ -242,13 +245,12 @@ class Router:
         tests_arch = self._test_arches(entry)
         if specs:
             machine = all(any(on_cpu(alt) for alt in self._parsed(s).alternatives) for s in specs)
-            pool = self.ordinary + self.hardware if machine else self.hardware
+            # Known needs-hw: tests run only on workers with autopkgtest-hw; from an
+            # index the tests are unknown, and the field alone routes.
+            ordinary = self.ordinary_hw if _has_needs_hw_tests(entry) else self.ordinary
+            pool = ordinary + self.hardware if machine else self.hardware
             self._by_specs(entry, specs, pool, tests_arch)
-        elif (
-            entry.tree is not None
-            and entry.tree.tests is not None
-            and any(stanza.needs_hw for _, stanza in entry.tree.tests.tests())
-        ):
+        elif _has_needs_hw_tests(entry):
             self._by_tests(entry)
         else:
             fitting = [p for p in self.ordinary if self._arch_ok(entry, p, tests_arch)]
@@ -321,7 +323,7 @@ class Router:
             for st in stanzas.values()
             for spec in _needs_specs(st.needs_hw)
         )
-        pool = self.ordinary + self.hardware if machine else self.hardware
+        pool = self.ordinary_hw + self.hardware if machine else self.hardware
         candidates = [p for p in pool if self._fits(p, entry.architectures)]
         fitting: list[Profile] = []
         score: dict[str, tuple[int, list[str]]] = {}
@@ -427,3 +429,9 @@ def route(
     for entry in entries:
         router.add(entry)
     return router.routing
+
+
+def _has_needs_hw_tests(entry: SourceEntry) -> bool:
+    """Whether the package's tests are known (a source tree) and one has needs-hw:."""
+    tests = entry.tree.tests if entry.tree is not None else None
+    return tests is not None and any(stanza.needs_hw for _, stanza in tests.tests())

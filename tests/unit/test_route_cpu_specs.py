@@ -43,10 +43,12 @@ def fleet(tmp_path: Path) -> Path:
             Profile: cpu-amd64
             Architecture: amd64
             Ordinary: yes
+            Backend: hwgpu
 
             Profile: cpu-arm64
             Architecture: arm64
             Ordinary: yes
+            Backend: hwgpu
             Inventory: arm.json
             """
         )
@@ -125,3 +127,30 @@ def test_lint_and_route_agree_on_a_cpu_field(
     assert "needs-hw-test-not-covered" in tags
     r = route(read_fleet(str(fleet)), [read_source_tree(str(src))], matrix=True)
     assert sorted(j.profile for j in r.jobs) == ["cpu-amd64", "cpu-arm64"]
+
+
+def test_needs_hw_tests_never_go_to_plain_autopkgtest_workers(tmp_path: Path) -> None:
+    """An ordinary profile on debci's lxc backend runs plain autopkgtest, which skips
+    every needs-hw: test: a tree whose tests need a CPU spec goes where autopkgtest-hw runs."""
+    from autopkgtest_hw.source.archive import read_source_tree
+
+    cpu = tmp_path / "cpu.json"
+    cpu.write_text(json.dumps({"cpu": {"arch": "amd64"}, "devices": []}))
+    f = tmp_path / "fleet"
+    f.write_text(
+        "Profile: lxc\nArchitecture: amd64\nOrdinary: yes\n\n"
+        "Profile: hw\nArchitecture: amd64\nOrdinary: yes\nBackend: hwgpu\n"
+    )
+    src = tmp_path / "pkg"
+    (src / "debian" / "tests").mkdir(parents=True)
+    (src / "debian" / "control").write_text(
+        "Source: pkg\nXS-Requires-Hwspec: cpu\n\nPackage: pkg\nArchitecture: any\n"
+    )
+    (src / "debian" / "tests" / "control").write_text(
+        "Test-Command: true\nRestrictions: needs-hw:cpu\n"
+    )
+    r = route(read_fleet(str(f)), [read_source_tree(str(src))], matrix=True)
+    assert [j.profile for j in r.jobs] == ["hw"]
+    (src / "debian" / "tests" / "control").write_text("Test-Command: true\n")
+    r = route(read_fleet(str(f)), [read_source_tree(str(src))], matrix=True)
+    assert "lxc" in [j.profile for j in r.jobs]  # a plain test: debci's own workers do
