@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,23 +54,23 @@ class Site:
     queues: dict[str, str]
     key: str
 
-    def enqueue(self, *args: str, packages: tuple[str, ...] = ()) -> tuple[int, dict[str, object]]:
+    def enqueue(self, *args: str, packages: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:
         argv = ["enqueue", "--fleet", str(self.fleet), "--debci-config", str(self.debci.config)]
         argv += ["--json", "--trigger", "gpu-test/1", *args]
         proc = cli(*argv, *(str(self.sources / p) for p in packages), check=False)
         assert proc.returncode in (0, 1), proc.stderr
-        out: dict[str, object] = json.loads(proc.stdout)
+        out: dict[str, Any] = json.loads(proc.stdout)
         return proc.returncode, out
 
-    def results(self) -> list[dict[str, object]]:
+    def results(self) -> list[dict[str, Any]]:
         """The jobs autopkgtest-hw requested, as debci's API reports them."""
         status, body = self.debci.http("/api/v1/test", key=self.key)
         assert status == 200, body
-        results: list[dict[str, object]] = json.loads(body)["results"]
+        results: list[dict[str, Any]] = json.loads(body)["results"]
         return results
 
-    def finished(self, package: str, n: int) -> list[dict[str, object]]:
-        found: list[dict[str, object]] = []
+    def finished(self, package: str, n: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
 
         def done() -> bool:
             found[:] = [r for r in self.results() if r["package"] == package]
@@ -164,14 +165,14 @@ def test_jobs_are_debci_jobs_on_live_workers_shown_and_retried(site: Site) -> No
     assert (rc_dry, rc) == (1, 1)  # a100-pkg is held
     assert _decisions(dry["would_enqueue"]) == _decisions(real["enqueued"])
     assert dry["held"] == real["held"]
-    messages = {e["package"]: e["message"] for e in dry["would_enqueue"]}  # type: ignore[attr-defined,index]
+    messages = {e["package"]: e["message"] for e in dry["would_enqueue"]}
     assert messages["h100-pkg"] == "h100-pkg unstable run-id:NEW trigger:gpu-test%2F1"
     # a100 has no worker: listed first and with the emptiest queue, it still gets nothing.
     assert _decisions(real["enqueued"]) == [
         ("any-cuda", "h100", site.queues["h100"], f"{ARCH}+h100"),
         ("h100-pkg", "h100", site.queues["h100"], f"{ARCH}+h100"),
     ]
-    [held] = real["held"]  # type: ignore[misc]
+    [held] = real["held"]
     assert held["package"] == "a100-pkg" and held["profiles"] == ["a100"]
     assert f"no consumer on {site.queues['a100']}" in held["reason"]
     assert "--allow-idle" in held["reason"]
@@ -219,7 +220,7 @@ def test_a_worker_whose_passthrough_keeps_failing_stops_and_says_why(site: Site)
     worker = site.workers["broken"]
     queue = site.queues["broken"]
     _rc, out = site.enqueue(packages=("t4-pkg1", "t4-pkg2", "t4-pkg3"))
-    assert [e["profile"] for e in out["enqueued"]] == ["broken"] * 3  # type: ignore[attr-defined,index]
+    assert [e["profile"] for e in out["enqueued"]] == ["broken"] * 3
     wait_for("the broken worker stops", lambda: not worker.alive(), WITHIN)
     log = worker.text()
     assert "tmpfail (exit 16)" in log
@@ -240,5 +241,5 @@ def test_a_worker_whose_passthrough_keeps_failing_stops_and_says_why(site: Site)
     # Nothing more is routed to it, and the reason is given.
     rc, again = site.enqueue(packages=("t4-pkg1",))
     assert rc == 1 and again["enqueued"] == []
-    [held] = again["held"]  # type: ignore[misc]
+    [held] = again["held"]
     assert held["profiles"] == ["broken"]
