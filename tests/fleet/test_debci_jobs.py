@@ -238,6 +238,17 @@ def test_a_worker_whose_passthrough_keeps_failing_stops_and_says_why(site: Site)
         assert conn.channel().queue_declare(queue, passive=True).method.message_count == 2
     finally:
         conn.close()
+    # It does not start again: profile --check (its ExecStartPre) says why.
+    argv = ["profile", "--fleet", str(site.fleet), "--check", "broken"]
+    argv += [
+        "--debci-config",
+        str(worker.dir / "config"),
+        "--inventory",
+        str(site.fleet.parent / "broken.json"),
+    ]
+    check = cli(*argv, check=False)
+    assert check.returncode == 1
+    assert "stopped taking jobs: 2 passthrough failures in a row" in check.stderr
     # Nothing more is routed to it, and the reason is given.
     rc, again = site.enqueue(packages=("t4-pkg1",))
     assert rc == 1 and again["enqueued"] == []
