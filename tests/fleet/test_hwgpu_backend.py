@@ -119,3 +119,16 @@ def test_a_package_word_that_is_not_a_name_is_refused(
     rc, _err, out = _test_package(debci_tree, tmp_path, package, package)
     assert rc == 20 and debci_status(rc) == "tmpfail"
     assert "refused a malformed request" in (out / "log").read_text()
+
+
+def test_a_testbed_that_cannot_fetch_the_source_is_a_tmpfail_that_says_so(
+    debci_tree: Path, tmp_path: Path
+) -> None:
+    """No deb-src or no apt lists: autopkgtest blames the package (12); it is the testbed's."""
+    rc, err, out = _test_package(debci_tree, tmp_path, "no-such-pkg-hwgpu", "no-such-pkg-hwgpu")
+    assert rc == 16 and debci_status(rc) == "tmpfail", err
+    assert int((out / "exitcode").read_text()) == 16
+    assert "the testbed cannot fetch the source of no-such-pkg-hwgpu" in (out / "log").read_text()
+    assert f"hwgpu: no-such-pkg-hwgpu unstable/{ARCH} tmpfail (exit 16): the testbed cannot" in err
+    # Not a passthrough failure: it does not count towards stopping the worker.
+    assert (tmp_path / "data" / "hwgpu" / "tmpfails").read_text().strip() == "0"
