@@ -223,7 +223,8 @@ def test_a_worker_whose_passthrough_keeps_failing_stops_and_says_why(site: Site)
     assert [e["profile"] for e in out["enqueued"]] == ["broken"] * 3
     wait_for("the broken worker stops", lambda: not worker.alive(), WITHIN)
     log = worker.text()
-    assert "tmpfail (exit 16)" in log
+    assert f"hwgpu: t4-pkg1 unstable/{ARCH} tmpfail (exit 16): " in log
+    assert "gone0 (missing)" in log  # the one-line reason: what is wrong
     assert "stopping this worker: 2 passthrough failures in a row" in log
     # The first failure is recorded as debci's tmpfail; the job that found the
     # device broken the second time, and the one after it, wait for a working worker.
