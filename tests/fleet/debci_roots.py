@@ -1,0 +1,110 @@
+"""Today's debci in its own release: a trixie or sid root filesystem, built once, cached.
+
+``root(suite)`` is a directory made with mmdebstrap holding that release's
+debci, debci-collector, debci-worker, rabbitmq-server and autopkgtest, kept
+under ~/.cache/autopkgtest-hw/ (built once; ``AUTOPKGTEST_HW_DEBCI_ROOTS=1``
+allows building it, which takes minutes and needs the Debian mirror).
+``run_in_root`` runs a command there as root in new mount and PID
+namespaces, with this checkout at /srv/autopkgtest-hw: when it ends, every
+process it started (broker, workers, collector, web app) ends with it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CACHE = Path.home() / ".cache" / "autopkgtest-hw"
+MIRROR = "http://deb.debian.org/debian"
+ENV_BUILD = "AUTOPKGTEST_HW_DEBCI_ROOTS"
+SRC = "/srv/autopkgtest-hw"
+PACKAGES = (
+    "debci debci-collector debci-worker rabbitmq-server amqp-tools autopkgtest"
+    " python3-pika python3-debian python3-apt python3-pytest ruby-webrick procps"
+)
+#: Bound for building a root (download and install, 2 cores).
+BUILD_WITHIN = 1800
+
+
+def path(suite: str) -> Path:
+    return CACHE / f"debci-{suite}-amd64"
+
+
+def root(suite: str) -> Path | None:
+    """The cached root, built now when allowed; None when it is not there."""
+    dest = path(suite)
+    stamp = dest / "etc" / "autopkgtest-hw-packages"
+    if stamp.exists() and stamp.read_text().strip() == PACKAGES:
+        return dest
+    if os.environ.get(ENV_BUILD) != "1" or shutil.which("mmdebstrap") is None:
+        return None
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".debci-{suite}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text().strip() == PACKAGES):
+            _build(suite, dest)
+    return dest
+
+
+def _build(suite: str, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    if not dest.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(
+            ["mmdebstrap", "--variant=apt", "--mode=root", suite, str(tmp), MIRROR],
+            check=True,
+            timeout=BUILD_WITHIN,
+            stdout=subprocess.DEVNULL,
+        )
+        tmp.rename(dest)
+    # Packages go in with the root's own apt; no service starts in a chroot
+    # (policy-rc.d), and rackup is its own package since rack 3.
+    policy = dest / "usr" / "sbin" / "policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    script = (
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq;"
+        f" apt-get install -y -qq --no-install-recommends {PACKAGES} >/dev/null;"
+        " apt-get install -y -qq ruby-rackup >/dev/null 2>&1 || true"
+    )
+    run_in_root(dest, ["sh", "-c", script], timeout=BUILD_WITHIN, check=True)
+    (dest / "etc" / "autopkgtest-hw-packages").write_text(PACKAGES + "\n")
+
+
+def run_in_root(
+    dest: Path, argv: list[str], *, timeout: float, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` in the root: own mount and PID namespaces, this checkout at SRC."""
+    checkout = Path(__file__).resolve().parents[2]
+    setup = (
+        'set -e; r="$1"; shift;'
+        ' mount --bind /proc "$r/proc" 2>/dev/null || mount -t proc proc "$r/proc";'
+        ' mount --rbind /dev "$r/dev"; mount --rbind /sys "$r/sys";'
+        ' mount -t tmpfs tmpfs "$r/tmp"; mount -t tmpfs tmpfs "$r/run";'
+        ' mkdir -p "$r/run/lock";'
+        f' mkdir -p "$r{SRC}"; mount --bind "$0" "$r{SRC}";'
+        ' cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true;'
+        ' exec chroot "$r" "$@"'
+    )
+    return subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            setup,
+            str(checkout),
+            str(dest),
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
