@@ -25,6 +25,7 @@ read or the broker refused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import socket
@@ -37,10 +38,10 @@ from autopkgtest_hw.commands._common import add_inventory_option, add_json_optio
 from autopkgtest_hw.commands._fleet import (
     add_broker_options,
     add_fleet_option,
-    broker_settings,
     load_fleet,
+    open_broker,
 )
-from autopkgtest_hw.fleet.broker import BrokerError, connect, debci_config
+from autopkgtest_hw.fleet.broker import BrokerError, debci_config
 from autopkgtest_hw.fleet.health import state_dir, stopped, use_caches, user_hints
 from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile, check_host
 from autopkgtest_hw.spec.inventory import InventoryError
@@ -75,10 +76,8 @@ def _state(args: argparse.Namespace) -> Path | None:
     if args.debci_config is None and shutil.which("debci") is None:
         return None
     values = debci_config(["data_basedir"], args.debci_config)
-    try:  # 'debci config' fails on a key that is not set
+    with contextlib.suppress(BrokerError):  # 'debci config' fails on a key that is not set
         values.update(debci_config(["hwgpu_state_dir"], args.debci_config))
-    except BrokerError:
-        pass
     return state_dir(values)
 
 
@@ -149,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             return status
     if args.declare:
         try:
-            with connect(broker_settings(args)) as broker:
+            with open_broker(args) as broker:
                 broker.declare(profile.queue)
         except BrokerError as exc:
             log.error(str(exc))
