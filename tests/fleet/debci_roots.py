@@ -54,7 +54,16 @@ def _build(suite: str, dest: Path) -> None:
     if not dest.exists():
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(
-            ["mmdebstrap", "--variant=apt", "--mode=root", suite, str(tmp), MIRROR],
+            [
+                "mmdebstrap",
+                "--variant=apt",
+                "--mode=root",
+                # A machine whose clock is ahead of the mirror's Valid-Until.
+                '--aptopt=Acquire::Check-Valid-Until "false"',
+                suite,
+                str(tmp),
+                MIRROR,
+            ],
             check=True,
             timeout=BUILD_WITHIN,
             stdout=subprocess.DEVNULL,
@@ -74,18 +83,31 @@ def _build(suite: str, dest: Path) -> None:
     (dest / "etc" / "autopkgtest-hw-packages").write_text(PACKAGES + "\n")
 
 
+OUT = "/srv/out"
+
+
 def run_in_root(
-    dest: Path, argv: list[str], *, timeout: float, check: bool = False
+    dest: Path,
+    argv: list[str],
+    *,
+    timeout: float,
+    check: bool = False,
+    out: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``argv`` in the root: own mount and PID namespaces, this checkout at SRC."""
+    """``argv`` in the root: own mount and PID namespaces, this checkout at SRC
+    (and ``out``, a directory of the host, at OUT)."""
     checkout = Path(__file__).resolve().parents[2]
+    out_mount = ""
+    if out is not None:
+        out_mount = f' mkdir -p "$r{OUT}"; mount --bind "{out}" "$r{OUT}";'
+
     setup = (
         'set -e; r="$1"; shift;'
         ' mount --bind /proc "$r/proc" 2>/dev/null || mount -t proc proc "$r/proc";'
         ' mount --rbind /dev "$r/dev"; mount --rbind /sys "$r/sys";'
         ' mount -t tmpfs tmpfs "$r/tmp"; mount -t tmpfs tmpfs "$r/run";'
         ' mkdir -p "$r/run/lock";'
-        f' mkdir -p "$r{SRC}"; mount --bind "$0" "$r{SRC}";'
+        f' mkdir -p "$r{SRC}"; mount --bind "$0" "$r{SRC}";{out_mount}'
         ' cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true;'
         ' exec chroot "$r" "$@"'
     )

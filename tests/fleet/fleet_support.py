@@ -240,6 +240,21 @@ class Worker:
                 start_new_session=True,
                 cwd=self.dir,
             )
+        # debci >= 3.7: the worker leaves its results in a directory and
+        # debci-publisher (a daemon of its own on each worker host) sends them.
+        self.publisher: subprocess.Popen[bytes] | None = None
+        publisher = tree / "bin" / "debci-publisher"
+        if publisher.exists():
+            with open(self.dir / "publisher.log", "ab") as out:
+                self.publisher = subprocess.Popen(
+                    [str(publisher)],
+                    env=e,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.dir,
+                )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -265,6 +280,11 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.wait()
         _wait_group_gone(self.proc.pid)
+        if self.publisher is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.publisher.pid, signal.SIGKILL)
+            self.publisher.wait()
+            _wait_group_gone(self.publisher.pid)
 
 
 def _wait_group_gone(pgid: int) -> None:

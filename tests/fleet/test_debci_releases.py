@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
-from .debci_roots import ENV_BUILD, SRC, root, run_in_root
+from .debci_roots import ENV_BUILD, OUT, SRC, root, run_in_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chroots and namespaces need root")
 
@@ -36,19 +37,23 @@ chmod +x /tmp/bin/autopkgtest-hw
 cd {SRC}
 dpkg-query -W debci rabbitmq-server autopkgtest
 export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={SRC}
-exec /tmp/bin/python3 -m pytest -p no:cacheprovider -q -x --basetemp=/tmp/pytest \\
+exec /tmp/bin/python3 -m pytest -p no:cacheprovider -q -x --basetemp={OUT}/pytest \\
     tests/fleet/test_debci_jobs.py
 """
 
 
 @pytest.mark.parametrize("suite", ["trixie", "sid"])
-def test_the_debci_e2e_in_the_release(suite: str) -> None:
+def test_the_debci_e2e_in_the_release(suite: str, tmp_path: Path) -> None:
     dest = root(suite)
     if dest is None:
         pytest.skip(f"no cached {suite} root (set {ENV_BUILD}=1 to build it with mmdebstrap)")
     start = time.monotonic()
-    proc = run_in_root(dest, ["sh", "-c", SETUP], timeout=LEG_WITHIN)
+    proc = run_in_root(dest, ["sh", "-c", SETUP], timeout=LEG_WITHIN, out=tmp_path)
     took = time.monotonic() - start
     print(f"{suite}: {took:.0f} s\n{proc.stdout[-1500:]}")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    logs = "".join(
+        f"--- {p.relative_to(tmp_path)}\n{p.read_text(errors='replace')[-1500:]}\n"
+        for p in sorted(tmp_path.glob("pytest/*/*/*.log")) + sorted(tmp_path.glob("pytest/*/*.log"))
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:] + logs
     assert "2 passed" in proc.stdout
