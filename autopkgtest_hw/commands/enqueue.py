@@ -51,7 +51,7 @@ from autopkgtest_hw.fleet.enqueue import (
     request_line,
     requests_for,
 )
-from autopkgtest_hw.fleet.retries import relay
+from autopkgtest_hw.fleet.retries import Moved, relay
 from autopkgtest_hw.fleet.route import Routing
 
 HELP = "route source packages and create their debci jobs on the fitting live queues"
@@ -96,22 +96,27 @@ def run(args: argparse.Namespace) -> int:
     if args.retries:
         return _retries(args)
     with open_broker(args) as broker:
-        _fleet, routing = compute(args, broker)
-    requests = requests_for(routing.jobs, args.suite, args.trigger, args.priority)
-    if not args.dry_run:
-        create_jobs(
-            requests,
-            args.suite,
-            args.trigger,
-            requestor=args.requestor,
-            config_dir=args.debci_config,
-        )
+        fleet, routing = compute(args, broker)
+        requests = requests_for(routing.jobs, args.suite, args.trigger, args.priority)
+        moved: list[Moved] = []
+        if not args.dry_run:
+            create_jobs(
+                broker,
+                requests,
+                args.suite,
+                args.trigger,
+                requestor=args.requestor,
+                config_dir=args.debci_config,
+            )
+            # debci 4.x published to the profile's own queue: on to the routed one.
+            moved, _waiting = relay(broker, fleet, _backend(args), allow_idle=args.allow_idle)
     done = [r.to_dict() for r in requests]
     if args.json:
         out = routing.to_dict()
         out["enqueued"] = [] if args.dry_run else done
         out["would_enqueue"] = done if args.dry_run else []
         out["dry_run"] = args.dry_run
+        out["relayed"] = [m.to_dict() for m in moved]
         print(json.dumps(out, indent=2))
     else:
         verb = "would enqueue" if args.dry_run else "enqueued"
@@ -135,11 +140,16 @@ def _report(routing: Routing) -> None:
         log.warning(f"{safe(e.package)}: {safe(e.error)}")
 
 
+def _backend(args: argparse.Namespace) -> str:
+    """debci's configured backend on this host (where its retries are published)."""
+    return debci_config(["backend"], args.debci_config).get("backend") or "lxc"
+
+
 def _retries(args: argparse.Namespace) -> int:
     if args.sources or args.srcdirs:
         raise UsageError("--retries takes no packages: it routes the retries debci queued")
     fleet = load_fleet(args)
-    backend = debci_config(["backend"], args.debci_config).get("backend") or "lxc"
+    backend = _backend(args)
     with open_broker(args) as broker:
         if args.dry_run:
             raise UsageError("--retries moves messages; there is no dry run of it")

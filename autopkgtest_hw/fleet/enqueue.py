@@ -22,7 +22,8 @@ from urllib.parse import quote_plus
 
 from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.base.text import safe
-from autopkgtest_hw.fleet.broker import MAX_PRIORITY, check_queue_name
+from autopkgtest_hw.fleet.broker import MAX_PRIORITY, Transport, check_queue_name
+from autopkgtest_hw.fleet.profiles import QUEUE_PREFIX
 from autopkgtest_hw.fleet.route import Job
 from autopkgtest_hw.source.archive import PACKAGE_RE
 
@@ -97,6 +98,8 @@ def enqueue_argv(
     first = group[0]
     argv = ["debci", "enqueue", "--suite", suite, "--arch", first.job.debci_arch or first.job.arch]
     argv += ["--priority", str(first.priority), "--requestor", check_requestor(requestor)]
+    if first.job.backend:
+        argv += ["--backend", first.job.backend]
     if trigger is not None:
         argv += ["--trigger", trigger]
     return [*argv, "--", *(r.job.package for r in group)]
@@ -110,6 +113,7 @@ def groups(requests: Iterable[Request]) -> list[list[Request]]:
 
 
 def create_jobs(
+    broker: Transport,
     requests: list[Request],
     suite: str,
     trigger: str | None,
@@ -117,7 +121,12 @@ def create_jobs(
     requestor: str = DEFAULT_REQUESTOR,
     config_dir: str | None = None,
 ) -> None:
-    """One ``debci enqueue`` per (queue, architecture): debci creates and publishes each job."""
+    """One ``debci enqueue`` per (queue, architecture): debci creates and publishes each job.
+
+    debci up to 3.12 publishes to ``debci_amqp_queue`` (the routed queue);
+    4.x publishes to ``debci-tests-ARCH+PROFILE-BACKEND``, declared here so
+    that debci keeps the backend, from where :func:`retries.relay` moves it.
+    """
     if not requests:
         return
     debci = shutil.which("debci")
@@ -127,6 +136,9 @@ def create_jobs(
             " (install debci-collector) or use --dry-run"
         )
     for group in groups(requests):
+        job = group[0].job
+        if job.backend:
+            broker.declare(f"{QUEUE_PREFIX}-{job.debci_arch or job.arch}-{job.backend}")
         argv = enqueue_argv(group, suite, trigger, requestor)
         env = dict(os.environ, debci_amqp_queue=group[0].job.queue)
         if config_dir:

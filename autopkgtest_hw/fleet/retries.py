@@ -59,13 +59,17 @@ def relay(
 ) -> tuple[list[Moved], list[Waiting]]:
     router = Router(fleet)
     hardware = [p for p in fleet if not p.ordinary]
-    intakes = {p.name: intake_queue(p, backend) for p in hardware}
-    states = broker.states([*intakes.values(), *(p.queue for p in fleet)])
+    # debci 4.x keeps the job's backend (the profile's); 3.x uses its configured one.
+    intakes = [
+        (p, q)
+        for p in hardware
+        for q in dict.fromkeys((intake_queue(p, p.backend), intake_queue(p, backend)))
+    ]
+    states = broker.states([*(q for _p, q in intakes), *(p.queue for p in fleet)])
     load = {q: (st.messages if st else 0) for q, st in states.items()}
     moved: list[Moved] = []
     waiting: list[Waiting] = []
-    for p in hardware:
-        source = intakes[p.name]
+    for p, source in intakes:
         st = states.get(source)
         if st is None or st.messages == 0:
             continue

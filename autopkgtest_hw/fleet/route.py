@@ -53,6 +53,7 @@ class Job:
     arch: str
     why: str
     debci_arch: str = ""  # the architecture debci records the job under (arch+profile)
+    backend: str = ""  # the debci backend of the profile's queue
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -407,7 +408,16 @@ class Router:
         for p in chosen:
             self._load[p.queue] += 1
             self.routing.jobs.append(
-                Job(entry.package, entry.version, p.name, p.queue, p.arch, why, p.debci_arch)
+                Job(
+                    entry.package,
+                    entry.version,
+                    p.name,
+                    p.queue,
+                    p.arch,
+                    why,
+                    p.debci_arch,
+                    p.backend,
+                )
             )
 
     def _unroutable(
