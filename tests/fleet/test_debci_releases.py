@@ -4,7 +4,7 @@ Each leg runs that same module inside a root filesystem of the release
 (debci_roots.py: built once with mmdebstrap, cached), with the release's own
 debci, rabbitmq-server, Ruby and autopkgtest, and this checkout's code.  A
 leg skips, saying why, when its root is not cached and building is not
-allowed (AUTOPKGTEST_HW_DEBCI_ROOTS=1 allows it).
+allowed (AUTOPKGTEST_HW_DEBCI_ROOTS=1 runs the legs).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ exec /tmp/bin/python3 -m pytest -p no:cacheprovider -q -x --basetemp={OUT}/pytes
 def test_the_debci_e2e_in_the_release(suite: str, tmp_path: Path) -> None:
     dest = root(suite)
     if dest is None:
-        pytest.skip(f"no cached {suite} root (set {ENV_BUILD}=1 to build it with mmdebstrap)")
+        pytest.skip(f"the {suite} leg runs with {ENV_BUILD}=1 (it builds the root once)")
     start = time.monotonic()
     proc = run_in_root(dest, ["sh", "-c", SETUP], timeout=LEG_WITHIN, out=tmp_path)
     took = time.monotonic() - start
