@@ -287,12 +287,27 @@ class Worker:
             _wait_group_gone(self.publisher.pid)
 
 
+def _group_running(pgid: int) -> bool:
+    """A process of the group is still running (zombies do not count: in a PID
+    namespace whose init is pytest, an orphan is never reaped)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def _wait_group_gone(pgid: int) -> None:
     deadline = time.monotonic() + WITHIN
     while time.monotonic() < deadline:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
+            return
+        if not _group_running(pgid):
             return
         time.sleep(0.1)
 
