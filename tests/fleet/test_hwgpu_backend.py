@@ -132,3 +132,19 @@ def test_a_testbed_that_cannot_fetch_the_source_is_a_tmpfail_that_says_so(
     assert f"hwgpu: no-such-pkg-hwgpu unstable/{ARCH} tmpfail (exit 16): the testbed cannot" in err
     # Not a passthrough failure: it does not count towards stopping the worker.
     assert (tmp_path / "data" / "hwgpu" / "tmpfails").read_text().strip() == "0"
+
+
+def test_check_testbed_says_no_while_the_worker_is_stopped(
+    debci_tree: Path, tmp_path: Path
+) -> None:
+    """debci >= 4 asks check-testbed before its worker consumes."""
+    script = str(debci_tree / "backends" / "hwgpu" / "check-testbed")
+    e = _config(tmp_path, debci_hwgpu_inner="null")
+    ok = subprocess.run([script], env=e, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    state = tmp_path / "data" / "hwgpu"
+    state.mkdir(parents=True)
+    (state / "disabled").write_text("3 passthrough failures in a row\n")
+    stopped = subprocess.run([script], env=e, capture_output=True, text=True, check=False)
+    assert stopped.returncode == 1
+    assert "this worker is stopped: 3 passthrough failures in a row" in stopped.stderr
