@@ -4,8 +4,8 @@
 debci, debci-collector, debci-worker, rabbitmq-server and autopkgtest, kept
 under ~/.cache/autopkgtest-hw/ (built once, 6 to 9 minutes from the Debian
 mirror).  The legs run only with ``AUTOPKGTEST_HW_DEBCI_ROOTS=1`` (CI's
-release job): they are not finished yet (see docs/debci.md, "debci
-versions").
+release job): trixie's passes, sid's does not yet (debci 4.4 has no
+tagged queues; docs/debci.md, "debci versions").
 ``run_in_root`` runs a command there as root in new mount and PID
 namespaces, with this checkout at /srv/autopkgtest-hw: when it ends, every
 process it started (broker, workers, collector, web app) ends with it.
