@@ -234,6 +234,7 @@ def run(virt_argv: Sequence[str], duration: float) -> int:
     server: VirtServer | None = None
     shell: subprocess.Popen[bytes] | None = None
     status: int = EXIT_SETUP
+    opened = False  # only an opened session had devices to free
     try:
         server = VirtServer(virt_argv)
         if not server.banner():
@@ -245,6 +246,7 @@ def run(virt_argv: Sequence[str], duration: float) -> int:
         if reply[:1] != ["ok"]:
             say(f"cannot open the testbed: {' '.join(reply) or 'the virt server died'}")
             return EXIT_SETUP
+        opened = True
         reply = (server.request("print-execute-command") or "").split()
         if reply[:1] != ["ok"] or len(reply) < 2:
             say("the virt server cannot say how to run commands in the testbed")
@@ -276,5 +278,8 @@ def run(virt_argv: Sequence[str], duration: float) -> int:
         if server is not None:
             server.shut_down()
         _sweep_orphans(set())
-        say("session ended; the testbed is gone and the devices are free")
+        if opened:
+            say("session ended; the testbed is gone and the devices are free")
+        else:
+            say("no session was opened")
     return status
