@@ -14,8 +14,9 @@ from autopkgtest_hw.base.errors import Exit, HwError
 
 #: Sub-command name -> module under autopkgtest_hw.commands.  Each module has
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; an
-#: HwError out of ``run`` is printed and exits with the module's ``ERROR_EXIT``
-#: (default: 2, bad usage or unreadable input).
+#: HwError out of ``run`` is printed here, and only here, and exits with its own
+#: ``exit_status``, else the module's ``ERROR_EXIT`` (default: 2, bad usage or
+#: unreadable input).
 COMMANDS = {
     "detect": "detect",
     "match": "match",
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args))
     except HwError as exc:
         log.error(str(exc))
+        if exc.exit_status is not None:
+            return exc.exit_status
         return int(getattr(module, "ERROR_EXIT", Exit.USAGE))
     except KeyboardInterrupt:
         log.error("interrupted")

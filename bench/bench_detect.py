@@ -3,6 +3,7 @@
 
 * cold start of ``autopkgtest-hw detect``: the whole process, median of N
   runs, with every detector and with only ``cpu,udev`` (and each detector alone);
+* the inventory cache's fingerprint: what a run answered from the cache pays;
 * spec parse + match throughput: specs per second over a few thousand varied
   specs built from the examples of the spec language with random values
   (tokens repeat, as they do when plan or routing reads many packages), and
@@ -118,6 +119,19 @@ def throughput(specs: list[str], inventory: Inventory) -> tuple[float, float, in
     return len(specs) / parse_s, len(specs) / match_s, held
 
 
+def fingerprint_ms(runs: int = 50) -> float:
+    """One fingerprint of this host, as every cached detect computes it."""
+    from autopkgtest_hw.detect import cache
+
+    cache.fingerprint()  # warm: the imports and the file system's caches
+    took = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        cache.fingerprint()
+        took.append((time.perf_counter() - started) * 1000)
+    return statistics.median(took)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=7, help="process starts per figure")
@@ -140,6 +154,7 @@ def main() -> None:
             ("none (start-up cost)", ""),
         ):
             print(f"  {label:22} {cold_start(args.runs, detectors) * 1000:7.0f} ms")
+    print(f"inventory cache fingerprint (a cache hit's cost), median: {fingerprint_ms():.1f} ms")
 
     rng = random.Random(args.seed)
     workloads = (

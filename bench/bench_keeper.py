@@ -46,7 +46,7 @@ def main() -> None:
             locking.append(time.perf_counter() - t)
         alloc = acquire([gpu], None, os.path.join(tmp, "locks"))
         t = time.perf_counter()
-        keeper = Keeper(alloc.fds, {})
+        keeper = Keeper(alloc.fds, [])
         start = time.perf_counter() - t
         direct, prefixed = [], []
         for _ in range(args.runs):

@@ -5,6 +5,9 @@ Rows (whole processes, medians of N runs, the two of a pair alternating):
 
 * ``autopkgtest PKG -- hwgpu null`` / ``-- null`` (and unshare when the test
   tarball exists; run as root);
+* ``autopkgtest-hw run GPU-PKG -- hwgpu null`` on a package whose every test
+  needs a GPU this host lacks: reported without a testbed / the same run with
+  ``--hw-open-testbed`` (today's path: the testbed opened), and for unshare;
 * ``autopkgtest-hw detect``, cold process (host inventory cache warm, and with
   ``--no-cache``) / ``clinfo -l``;
 * ``autopkgtest-hw match cpu``, cold process / bare ``python3 -c pass``;
@@ -135,6 +138,26 @@ def main() -> int:
         for name, plain, wrapped, target in pairs:
             ours, anchor = pair(args.testbeds, run(wrapped), run(plain))
             row(f"autopkgtest -- hwgpu {name}", ours, f"-- {name}", anchor, f"ratio {target}")
+        gpu_only = bench_virtserver.make_package(
+            tmpdir / "gpu-only", {"cuda-smoke": "nvidia-smi"}, restrictions="needs-hw:cuda"
+        )
+        no_gpu = tmpdir / "no-gpu.json"
+        no_gpu.write_text(Inventory().to_json())
+        hw_run = [py, "-m", "autopkgtest_hw", "run"]
+
+        def skip(own: list[str], inner: list[str]) -> Callable[[], float]:
+            def once() -> float:
+                out = tmpdir / f"out-{next(count)}"
+                virt = ["hwgpu", "--lock-dir", locks, "--inventory", str(no_gpu), *inner]
+                argv = [*hw_run, *own, str(gpu_only), "-o", str(out), "--", *virt]
+                return timed(argv, bench_virtserver.env())()
+
+            return once
+
+        for name, _plain, wrapped, _target in pairs:
+            inner = wrapped[3:]  # after hwgpu --lock-dir LOCKS
+            ours, anchor = pair(args.testbeds, skip([], inner), skip(["--hw-open-testbed"], inner))
+            row(f"run, all skipped -- hwgpu {name}", ours, "testbed opened", anchor, "(faster)")
     return 0
 
 

@@ -16,11 +16,33 @@ for a skipped test, 126/127 as the shell uses them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 
 
 class HwError(Exception):
-    """An error whose message is fit for the user (what is wrong, how to fix it)."""
+    """An error whose message is fit for the user (what is wrong, how to fix it).
+
+    ``exit_status``: the code a program exits with for it; None leaves it to the
+    program (``autopkgtest-hw``: the sub-command's ``ERROR_EXIT``, else 2).
+    """
+
+    exit_status: int | None = None
+
+
+@contextmanager
+def exit_status(code: int, *kinds: type[HwError]) -> Iterator[None]:
+    """An error of ``kinds`` (default: any HwError) raised in the block exits with ``code``.
+
+    Unless it names its own.  The error still goes up to the one place that prints it.
+    """
+    try:
+        yield
+    except HwError as exc:
+        if exc.exit_status is None and isinstance(exc, kinds or HwError):
+            exc.exit_status = code
+        raise
 
 
 class UsageError(HwError):

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
+from autopkgtest_hw.base.argparser import add_inventory_options, add_shared_options
 from autopkgtest_hw.locks import allocate
 from autopkgtest_hw.spec.inventory import Inventory
 
-
-def add_inventory_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="read a saved inventory (from 'detect --json') instead of detecting",
-    )
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="detect afresh, not from the host inventory cache (which is then rewritten)",
-    )
+#: --inventory FILE and --no-cache (defined once, in base.argparser, for the virt server too).
+add_inventory_option = add_inventory_options
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -52,23 +42,7 @@ def get_inventory_and_origin(args: argparse.Namespace) -> tuple[Inventory, str]:
     return detect_host(use_cache=not getattr(args, "no_cache", False))
 
 
-def add_lock_options(
-    parser: argparse.ArgumentParser, seconds: Callable[[str], object] = float
-) -> None:
-    """--lock-dir and --lock-timeout of the commands that lock devices themselves.
-
-    ``seconds`` converts --lock-timeout (``str`` keeps the text, to hand on to the virt server).
-    """
-    parser.add_argument(
-        "--lock-dir",
-        default=allocate.DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="directory of the per-device locks (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lock-timeout",
-        type=seconds,
-        default=seconds("0"),
-        metavar="SECONDS",
-        help="wait this long for busy devices, in the queue (default: 0, fail at once)",
-    )
+def add_lock_options(parser: argparse.ArgumentParser, *, timeout: bool = True) -> None:
+    """--lock-dir (and unless not ``timeout``, --lock-timeout) of the commands that lock devices."""
+    flags = ("--lock-dir", "--lock-timeout") if timeout else ("--lock-dir",)
+    add_shared_options(parser, *flags, lock_dir=allocate.DEFAULT_LOCK_DIR)

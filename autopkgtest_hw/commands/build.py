@@ -23,14 +23,12 @@ import os
 
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
-from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.errors import Exit, UsageError, exit_status
 from autopkgtest_hw.commands._common import add_inventory_option, add_lock_options, get_inventory
 from autopkgtest_hw.source.build import BuildError, build, read_package, verdicts
-from autopkgtest_hw.spec.inventory import InventoryError
 
 HELP = "build a package with sbuild on this host's GPUs (refused where its hwspec does not hold)"
 
-EXIT_USAGE = Exit.USAGE
 EXIT_REFUSED = Exit.REFUSED
 
 
@@ -40,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "the devices to pass (index, UUID, PCI address or spec); repeatable"
         " (default: every device that fits the package's specs)",
+        count=True,
     )
-    parser.add_argument("--count", type=int, metavar="N", help="pass N of the selected devices")
     add_inventory_option(parser)
     add_lock_options(parser)
     parser.add_argument("--dist", metavar="DIST", help="sbuild's --dist (e.g. bookworm)")
@@ -70,30 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        pkg = read_package(os.path.abspath(args.package))
-    except BuildError as exc:
-        log.error(str(exc))
-        return EXIT_USAGE
+    pkg = read_package(os.path.abspath(args.package))
     if not pkg.hwspecs and not args.gpu:
-        log.error(
+        raise UsageError(
             f"{pkg.source} has no XS-Requires-Hwspec: nothing to allocate (name devices with"
             " --gpu, or build it with plain sbuild)"
         )
-        return EXIT_USAGE
-    try:
-        inventory = get_inventory(args)
-        results = verdicts(pkg, inventory)
-    except (InventoryError, BuildError) as exc:
-        log.error(str(exc))
-        return EXIT_USAGE
+    inventory = get_inventory(args)
+    results = verdicts(pkg, inventory)
     refused = [v for v in results if not v.satisfied]
     for v in results:
         (log.error if not v.satisfied else log.info)(f"{pkg.source}: {v.message}")
     if refused:
         log.error(f"not building {pkg.source} here: this host does not satisfy its hardware spec")
         return EXIT_REFUSED
-    try:
+    with exit_status(EXIT_REFUSED, BuildError):
         return build(
             pkg,
             inventory,
@@ -108,6 +97,3 @@ def run(args: argparse.Namespace) -> int:
             extra=args.sbuild_arg,
             cwd=None,
         )
-    except BuildError as exc:
-        log.error(str(exc))
-        return EXIT_REFUSED

@@ -21,8 +21,7 @@ import argparse
 import json
 import shlex
 
-from autopkgtest_hw.base import log
-from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.base.errors import Exit, exit_status
 from autopkgtest_hw.base.text import escape
 from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
 from autopkgtest_hw.source.control import ControlError, ControlReadError, read_source_package
@@ -45,13 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    # Malformed: exit 1; unreadable (the inner, first to see it): exit 2.
+    with exit_status(Exit.FAILED, ControlError), exit_status(Exit.USAGE, ControlReadError):
         pkg = read_source_package(args.srcdir)
-    except ControlReadError:
-        raise  # unreadable: cli exits 2
-    except ControlError as exc:
-        log.error(str(exc))
-        return Exit.FAILED  # malformed
     plan = make_plan(pkg, get_inventory(args))  # InventoryError: cli exits 2
     if args.args_only:
         print(plan.argument)

@@ -43,8 +43,8 @@ from autopkgtest_hw.commands._fleet import (
 )
 from autopkgtest_hw.fleet.broker import BrokerError, debci_config
 from autopkgtest_hw.fleet.health import state_dir, stopped, use_caches, user_hints
-from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile, check_host
-from autopkgtest_hw.spec.inventory import InventoryError
+from autopkgtest_hw.fleet.profiles import Fleet, Profile, check_host
+from autopkgtest_hw.virt.backends import availability
 
 HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
 
@@ -90,12 +90,12 @@ def _check(fleet: Fleet, profile: Profile, args: argparse.Namespace) -> int:
             return Exit.FAILED
         if not args.inventory:
             use_caches(state)  # detect as the backend runs: PoCL's cache where it may write
-    try:
-        saved = fleet.inventory(profile)
-        actual = get_inventory(args)
-    except (FleetError, InventoryError) as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    saved = fleet.inventory(profile)
+    actual = get_inventory(args)
+    for name, can in availability(actual):
+        (log.info if can.ok else log.warning)(
+            f"testbed {name}: {'can' if can.ok else 'cannot'} have devices passed in ({can.reason})"
+        )
     if saved is None or profile.inventory_path == "detect":
         return Exit.OK  # nothing promised beyond what is here
     problems = check_host(saved, actual, profile)
@@ -126,11 +126,7 @@ def _pick(fleet: Fleet, name: str | None) -> Profile | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        fleet = load_fleet(args)
-    except FleetError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    fleet = load_fleet(args)
     if args.list:
         if args.json:
             print(json.dumps([p.to_dict() for p in fleet], indent=2))
@@ -147,12 +143,8 @@ def run(args: argparse.Namespace) -> int:
         if status:
             return status
     if args.declare:
-        try:
-            with open_broker(args) as broker:
-                broker.declare(profile.queue)
-        except BrokerError as exc:
-            log.error(str(exc))
-            return Exit.USAGE
+        with open_broker(args) as broker:
+            broker.declare(profile.queue)
         log.info(f"declared queue {profile.queue}")
     if args.json:
         print(json.dumps(profile.to_dict(), indent=2))

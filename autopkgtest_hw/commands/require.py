@@ -70,14 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if late_inventory is not None:
         args.inventory = late_inventory
     if not texts:
-        log.error("no SPEC given (usage: require SPEC... [-- COMMAND [ARG...]])")
-        return Exit.USAGE
+        raise UsageError("no SPEC given (usage: require SPEC... [-- COMMAND [ARG...]])")
     try:
         specs = [(text, parse(text)) for text in texts]
     except SpecError as exc:
-        hint = "" if command else " (put -- before the command)"
-        log.error(f"{exc}{hint}")
-        return Exit.USAGE
+        if command:
+            raise
+        raise UsageError(f"{exc} (put -- before the command)") from None
     inventory = get_inventory(args)  # InventoryError: cli exits 2
     verdicts = [match(s, inventory, label=t, subject="testbed") for t, s in specs]
     failed = [v for v in verdicts if not v.satisfied]

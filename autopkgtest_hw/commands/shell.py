@@ -22,8 +22,8 @@ import sys
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.argparser import add_gpu_option, add_inner_arguments
 from autopkgtest_hw.base.duration import format_duration, parse_duration
-from autopkgtest_hw.base.errors import Exit
-from autopkgtest_hw.commands._common import add_lock_options
+from autopkgtest_hw.base.errors import UsageError
+from autopkgtest_hw.commands._common import add_inventory_option, add_lock_options
 from autopkgtest_hw.porterbox import session
 
 HELP = "an interactive shell in a testbed with the GPUs passed in, for a limited time"
@@ -32,7 +32,6 @@ HELP = "an interactive shell in a testbed with the GPUs passed in, for a limited
 SITE_CONF = "/etc/autopkgtest-hw/porterbox.conf"
 DEFAULT_FOR = 3600.0
 DEFAULT_MAX_FOR = 8 * 3600.0
-EXIT_USAGE = Exit.USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "a device to pass: index, UUID, PCI address or a spec such as 'cuda:cc>=8.0';"
         " repeatable (default: every device)",
+        count=True,
     )
-    parser.add_argument("--count", metavar="N", help="pass N of the selected devices")
     parser.add_argument(
         "--for",
         dest="hold_for",
@@ -52,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f" at most the site's max-for from {SITE_CONF}, default"
         f" {format_duration(DEFAULT_MAX_FOR)})",
     )
-    parser.add_argument("--inventory", metavar="FILE", help="a saved inventory (detect --json)")
-    add_lock_options(parser, seconds=str)
+    add_inventory_option(parser)
+    add_lock_options(parser)
     add_inner_arguments(parser)
 
 
@@ -83,10 +82,12 @@ def virt_argv(args: argparse.Namespace, hold_for: float) -> list[str]:
     for sel in args.gpu:
         argv += ["--gpu", sel]
     if args.count:
-        argv += ["--count", args.count]
+        argv += ["--count", str(args.count)]
     if args.inventory:
         argv += ["--inventory", args.inventory]
-    argv += ["--lock-dir", args.lock_dir, "--lock-timeout", args.lock_timeout]
+    if args.no_cache:
+        argv.append("--no-cache")
+    argv += ["--lock-dir", args.lock_dir, "--lock-timeout", f"{args.lock_timeout:g}"]
     argv += ["--hold-kind", "porterbox", "--hold-for", f"{int(hold_for)}s"]
     return [*argv, args.inner, *args.inner_args]
 
@@ -96,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
         hold_for = parse_duration(args.hold_for)
         limit = site_max_for()
     except ValueError as exc:
-        log.error(f"--for: {exc}" if "duration" in str(exc) else str(exc))
-        return EXIT_USAGE
+        raise UsageError(f"--for: {exc}" if "duration" in str(exc) else str(exc)) from None
     if hold_for > limit:
         log.warning(
             f"--for {format_duration(hold_for)} is more than this site allows;"

@@ -14,13 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import Exit
 from autopkgtest_hw.base.text import safe
-from autopkgtest_hw.commands._common import add_inventory_option, add_json_option, get_inventory
-from autopkgtest_hw.locks import allocate
+from autopkgtest_hw.commands._common import (
+    add_inventory_option,
+    add_json_option,
+    add_lock_options,
+    get_inventory,
+)
 from autopkgtest_hw.locks.lockstate import HELD, UNLOCKED, DeviceState, device_states
-from autopkgtest_hw.spec.inventory import InventoryError
+from autopkgtest_hw.virt.backends import Availability, availability
 
 HELP = "show which devices are free, held (by whom, until when) or waited for"
 
@@ -28,27 +31,32 @@ HELP = "show which devices are free, held (by whom, until when) or waited for"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_option(parser)
     add_json_option(parser)
-    parser.add_argument(
-        "--lock-dir",
-        default=allocate.DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="the virt server's lock directory (default: %(default)s)",
-    )
+    add_lock_options(parser, timeout=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        inventory = get_inventory(args)
-    except InventoryError as exc:
-        log.error(str(exc))
-        return Exit.USAGE
+    inventory = get_inventory(args)
     states = device_states(inventory, args.lock_dir)
+    testbeds = availability(inventory)
     if args.json:
-        data = {"lock_dir": args.lock_dir, "devices": [s.to_json() for s in states]}
+        data = {
+            "lock_dir": args.lock_dir,
+            "devices": [s.to_json() for s in states],
+            "testbeds": [{"name": n, "available": a.ok, "reason": a.reason} for n, a in testbeds],
+        }
         print(json.dumps(data, indent=2))
     else:
         print(table(states), end="")
+        print(testbed_lines(testbeds), end="")
     return Exit.OK
+
+
+def testbed_lines(testbeds: list[tuple[str, Availability]]) -> str:
+    """Which inner virt servers this host can pass devices into (each backend says)."""
+    can = ", ".join(n for n, a in testbeds if a.ok) or "none"
+    lines = [f"Testbeds this host can pass devices into: {can}"]
+    lines += [f"  not {n}: {safe(a.reason, 300)}" for n, a in testbeds if not a.ok]
+    return "\n".join(lines) + "\n"
 
 
 def table(states: list[DeviceState]) -> str:

@@ -7,11 +7,14 @@ module in it, so a new detector is one new module):
 * ``cpu``: /proc/cpuinfo, /proc/meminfo, the CPUs this process may use, dpkg's architecture;
 * ``udev``: PCI GPUs, their DRM and NVIDIA nodes, /dev/kfd and KFD gfx targets (pyudev);
 * ``nvml``: NVIDIA GPUs through the driver's NVML (nvidia-ml-py);
-* ``opencl``: devices of the installed OpenCL ICDs (pyopencl).
+* ``opencl``: devices of the installed OpenCL ICDs (pyopencl);
+* ``vulkan``: GPUs the Vulkan loader enumerates (vulkaninfo);
+* ``vaapi``: the video codecs of each render node (vainfo).
 
+Each declares its inputs (:class:`.base.Inputs`) where it registers.
 :func:`detect_host` is what the commands and the virt server call: the CPU
 afresh, the devices from the host inventory cache (:mod:`.cache`) when its
-fingerprint says nothing changed.
+fingerprint, built from those declarations, says nothing changed.
 
 A detector never raises: a missing library or driver is reported as
 ``unavailable`` with the reason, anything unexpected as ``error``.
@@ -58,7 +61,7 @@ def detect_host(use_cache: bool = True) -> tuple[Inventory, str]:
         return detect_inventory(), DETECTED
     started = time.monotonic()
     wanted, why_not = _selection(None, quiet=True)
-    prints = cache.fingerprint(selection=",".join(sorted(wanted)))
+    prints = cache.fingerprint(selection=wanted)
     cached = cache.load(prints)
     took = (time.monotonic() - started) * 1000
     if cached is not None:

@@ -29,27 +29,64 @@ class Unavailable(Exception):
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """Everything outside this code that a detector's answer depends on.
+
+    The host inventory cache (:mod:`.cache`) keeps an answer until one of these
+    changes, so a detector that reads something it does not declare here keeps
+    a stale answer: declare every tool, library, variable, file and node.
+
+    ``tools``: programs found on PATH.  ``libraries``: shared libraries (sonames)
+    the dynamic loader finds.  ``modules``: Python modules.  ``env``: variables,
+    ``NAME*`` for every one with that prefix.  ``paths``: files (their content)
+    and directories (their entries, a few levels deep), as glob patterns, or
+    ``$VAR`` for the ``:``-separated paths a variable names; a shared library a
+    file names (an ICD) counts too.  ``nodes``: device nodes, as glob patterns
+    (owner, mode and device number).
+    """
+
+    tools: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Detector:
     """A registered detector.
 
     ``run`` never raises and returns the machine's :class:`~..inventory.Cpu`
     or a list of devices, with the report.  ``trusted`` names the Device
     fields where this detector's word wins when several know the same device.
+    ``inputs``: what its answer depends on (the cache's fingerprint).  ``cached``:
+    whether its answer is kept in the cache at all (the CPU's is read afresh).
     """
 
     name: str
     order: int
     run: Callable[[], tuple[object, DetectorReport]]
     trusted: tuple[str, ...] = ()
+    inputs: Inputs = Inputs()
+    cached: bool = True
 
 
 _REGISTRY: dict[str, Detector] = {}
 
 
 def detector(
-    name: str, *, order: int, empty: Callable[[], T], trusted: tuple[str, ...] = ()
+    name: str,
+    *,
+    order: int,
+    empty: Callable[[], T],
+    inputs: Inputs,
+    trusted: tuple[str, ...] = (),
+    cached: bool = True,
 ) -> Callable[[Callable[[], tuple[T, DetectorReport]]], Callable[[], tuple[T, DetectorReport]]]:
     """Register the decorated function as detector ``name``, run at ``order`` (lowest first).
+
+    ``inputs`` is required: the cache is only as good as these declarations.
 
     The function may raise; the registered and returned function never does
     (see :func:`guarded`); ``empty`` makes its result when it fails.
@@ -64,7 +101,7 @@ def detector(
 
         if name in _REGISTRY:
             raise ValueError(f"detector {name!r} registered twice")
-        _REGISTRY[name] = Detector(name, order, detect, trusted)
+        _REGISTRY[name] = Detector(name, order, detect, trusted, inputs, cached)
         return detect
 
     return register

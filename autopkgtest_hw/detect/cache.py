@@ -1,21 +1,23 @@
 """The host inventory cache: detection's answer, kept until something that can change it changes.
 
-The device detectors (udev, NVML, OpenCL) cost tens of milliseconds, PoCL's
-start-up most of them; the machine rarely changes between two runs.  So the
-devices and the detectors' reports are kept in one file, keyed by a
-fingerprint of everything that can change the answer:
+The device detectors (udev, NVML, OpenCL, Vulkan, VA-API) cost tens of
+milliseconds to seconds, PoCL's start-up and vulkaninfo most of them; the
+machine rarely changes between two runs.  So the devices and the detectors'
+reports are kept in one file, keyed by a fingerprint of everything that can
+change the answer.  The fingerprint is built from the registry: each detector
+declares its inputs (:class:`.base.Inputs`: tools on PATH, libraries, Python
+modules, environment variables, files and directories, device nodes), and
+the fingerprint has one component per detector that reads exactly those.
+Besides them, what every detector depends on:
 
-* the boot (``/proc/sys/kernel/random/boot_id``): a reboot may bring anything;
-* the PCI functions with their ``uevent`` (ids, class) and bound driver, and
-  the version of each bound driver's module;
-* the NVIDIA driver version, each GPU's ``information`` and the MIG instances
-  under ``/proc/driver/nvidia``, the device nodes under ``/dev`` (``dri/``,
-  ``kfd``, ``nvidia*``, ``nvidia-caps/``), the KFD topology, the udev hardware database;
-* the OpenCL ICD files (name, inode, size, times, content) and the libraries
-  they name, ``libnvidia-ml.so.1``, ``/etc/ld.so.cache``, the Python bindings;
-* the CPU (``/proc/cpuinfo`` less its clock lines, the CPUs this process may use);
-* the environment the libraries read (``LD_LIBRARY_PATH``, ``OCL_ICD_VENDORS``,
-  ``POCL_*``, ``UMOCKDEV_DIR``, ...), the detector selection and this code itself.
+* ``boot``: ``/proc/sys/kernel/random/boot_id`` (a reboot may bring anything);
+* ``pci``: the PCI functions with their ``uevent`` (ids, class, driver) and the
+  version of each bound driver's module;
+* ``cpu``: ``/proc/cpuinfo`` less its clock lines, and the CPUs this process may use;
+* ``process``: the user, the loader's variables (``LD_LIBRARY_PATH``,
+  ``LD_PRELOAD``), ``/etc/ld.so.cache`` (ldconfig rewrites it whenever a
+  library is installed anywhere) and the detector selection;
+* ``code``: this package's detection code.
 
 The CPU detector is cheap and always runs afresh.  An answer in which a
 detector failed (status ``error``: a driver hiccup, a bug) is not kept.  The file lives in
@@ -30,17 +32,24 @@ and detection runs and rewrites it.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import functools
+import glob
 import hashlib
+import itertools
 import json
 import os
+import re
+import shutil
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from autopkgtest_hw import __version__
 from autopkgtest_hw.base import log
+from autopkgtest_hw.detect.base import Detector, Inputs, registered
+from autopkgtest_hw.spec.hardware import LIBRARY_DIRS
 from autopkgtest_hw.spec.inventory import Inventory, InventoryError
 
 #: Overrides where the cache lives (tests; hosts with an unusual layout).
@@ -52,92 +61,218 @@ FORMAT = 1
 #: A cache file larger than this is not ours.
 MAX_BYTES = 4 << 20
 
-#: Environment variables that the detectors' libraries read.
-ENV_VARS = (
-    "LD_LIBRARY_PATH",
-    "LD_PRELOAD",
-    "UMOCKDEV_DIR",
-    "OCL_ICD_VENDORS",
-    "OCL_ICD_FILENAMES",
-    "OPENCL_VENDOR_PATH",
-    "CUDA_VISIBLE_DEVICES",
-    "AUTOPKGTEST_HW_DETECTORS",
-)
-ENV_PREFIXES = ("POCL_", "NVIDIA_", "ROCR_", "HIP_", "GPU_DEVICE_ORDINAL")
-#: Python modules of the detectors: installing or upgrading one changes the answer.
-BINDINGS = ("pyudev", "pynvml", "pyopencl")
-LIBRARIES = ("libnvidia-ml.so.1", "libOpenCL.so.1", "libudev.so.1")
-LIB_DIRS = (
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/usr/lib/powerpc64le-linux-gnu",
-    "/usr/lib/riscv64-linux-gnu",
-    "/usr/lib/s390x-linux-gnu",
-    "/usr/lib64",
-    "/usr/lib",
-    "/usr/local/lib",
-    "/lib",
-)
-HWDB = ("/etc/udev/hwdb.bin", "/usr/lib/udev/hwdb.bin", "/lib/udev/hwdb.bin")
+#: The loader's variables: they change which library any detector loads.
+LOADER_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD")
+#: Where the dynamic loader finds libraries (below the fingerprint's root).
+LIB_DIRS = LIBRARY_DIRS
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+PCI_DEVICES = "/sys/bus/pci/devices"
+MODULES = "/sys/module"
+CPUINFO = "/proc/cpuinfo"
+LD_CACHE = "/etc/ld.so.cache"
+#: Lines of /proc/cpuinfo that change from one read to the next.
+_VOLATILE = ("cpu mhz", "bogomips")
+#: Bounds on what one declared input reads: matches of a pattern, entries of a
+#: directory (all levels), bytes of a file's content, levels below a directory.
+MAX_MATCHES = 256
+MAX_ENTRIES = 1024
+MAX_CONTENT = 4096
+MAX_DEPTH = 4
+#: A file's content is fingerprinted up to MAX_CONTENT bytes: kernel files
+#: (their stat says nothing) and small ones (ICDs, manifests); a larger file by its stat.
+_KERNEL_FS = ("/proc/", "/sys/")
+_LIBRARY_RE = re.compile(rb"[\w./+-]*\.so(?:\.[0-9]+)*\b")
 
 
-@dataclass(frozen=True)
-class Sources:
-    """Where the fingerprint reads the machine (tests point these into a fixture tree)."""
+def fingerprint(
+    selection: Iterable[str] | None = None, root: str = "/", detectors: Iterable[Detector] = ()
+) -> dict[str, str]:
+    """Each component of the fingerprint, by name, as a short digest.
 
-    boot_id: str = "/proc/sys/kernel/random/boot_id"
-    pci: str = "/sys/bus/pci/devices"
-    modules: str = "/sys/module"
-    nvidia_version: str = "/proc/driver/nvidia/version"
-    nvidia_proc: str = "/proc/driver/nvidia"
-    dev: str = "/dev"
-    kfd_topology: str = "/sys/class/kfd/kfd/topology"
-    icd_dirs: tuple[str, ...] = ("/etc/OpenCL/vendors",)
-    cpuinfo: str = "/proc/cpuinfo"
-    lib_dirs: tuple[str, ...] = LIB_DIRS
-    hwdb: tuple[str, ...] = HWDB
-    #: ldconfig rewrites it whenever a library is installed or removed anywhere.
-    ld_cache: str = "/etc/ld.so.cache"
-
-
-def fingerprint(src: Sources | None = None, selection: str = "") -> dict[str, str]:
-    """Each component of the fingerprint, by name, as a short digest."""
-    src = src or Sources()
-    env = {k: v for k, v in os.environ.items() if k in ENV_VARS or k.startswith(ENV_PREFIXES)}
+    ``selection``: the names of the detectors that run (default: all);
+    ``detectors``: the registered ones (default: the registry's);
+    ``root``: where the machine's files are (tests point it into a fixture tree).
+    """
+    _stat_line.cache_clear()  # what one fingerprint saw, never the last one's
+    at = _Root(root)
+    chosen = tuple(detectors) or registered()
+    names = sorted(d.name for d in chosen) if selection is None else sorted(selection)
     drivers: set[str] = set()
     parts = {
-        "boot": _read(src.boot_id),
-        "pci": "\n".join(_pci(src.pci, drivers)),
-        "drivers": "\n".join(
-            f"{d} {_read(f'{src.modules}/{d}/version')} {_read(f'{src.modules}/{d}/srcversion')}"
-            for d in sorted(drivers)
+        "boot": _read(at(BOOT_ID), 256),
+        "pci": "\n".join(_pci(at(PCI_DEVICES), drivers)),
+        "cpu": _cpu(at(CPUINFO)),
+        "process": "\n".join(
+            [
+                f"uid {os.geteuid()}",
+                f"detectors {','.join(names)}",
+                *(f"{k}={os.environ.get(k)}" for k in LOADER_ENV),
+                _stat_line(at(LD_CACHE)),
+            ]
         ),
-        "nvidia": _read(src.nvidia_version) + "\n".join(_nvidia(src.nvidia_proc)),
-        "nodes": "\n".join(_nodes(src.dev)),
-        "kfd": "\n".join(_kfd(src.kfd_topology)),
-        "opencl": "\n".join(_icds(src.icd_dirs, src.lib_dirs)),
-        "libraries": "\n".join(
-            _stat_line(os.path.join(d, lib)) for lib in LIBRARIES for d in _lib_dirs(src.lib_dirs)
-        )
-        + "\n"
-        + "\n".join(_stat_line(p) for p in (*src.hwdb, src.ld_cache)),
-        "bindings": "\n".join(_bindings()),
-        "cpu": _cpu(src.cpuinfo),
-        "environment": json.dumps(sorted(env.items())) + f"\n{os.geteuid()}\n{selection}",
         "code": "\n".join(_code()),
     }
+    parts["pci"] += "".join(
+        f"\n{d} {_read(at(f'{MODULES}/{d}/{what}'), 256)}"
+        for d in sorted(drivers)
+        for what in ("version", "srcversion")
+    )
+    for d in chosen:
+        if d.cached and d.name in names:
+            parts[f"detector {d.name}"] = "\n".join(_inputs(d.inputs, at))
     return {
         k: hashlib.sha256(v.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         for k, v in parts.items()
     }
 
 
-def _read(path: str, limit: int = 65536) -> str:
+class _Root:
+    """Absolute machine paths, below a fixture root in tests."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._listings: dict[str, list[str]] = {}
+        self._matches: dict[str, list[str]] = {}
+
+    def matches(self, pattern: str) -> list[str]:
+        """glob's answer, sorted; each directory listed once (detectors share nodes)."""
+        found = self._matches.get(pattern)
+        if found is None:
+            head, tail = os.path.split(pattern)
+            if glob.has_magic(head):
+                found = sorted(itertools.islice(glob.iglob(pattern), MAX_MATCHES))
+            else:
+                names = self._listings.get(head)
+                if names is None:
+                    names = self._listings[head] = _listing(head)
+                found = [os.path.join(head, n) for n in fnmatch.filter(names, tail)]
+            self._matches[pattern] = found
+        return found
+
+    def __call__(self, path: str) -> str:
+        if self.root in ("", "/"):
+            return path
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def lib_dirs(self) -> list[str]:
+        extra = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+        return [*extra, *(self(d) for d in LIB_DIRS)]
+
+
+def _inputs(inputs: Inputs, at: _Root) -> Iterator[str]:
+    """One line per thing a detector's declared inputs name, as it is now."""
+    for tool in inputs.tools:
+        found = shutil.which(tool)
+        yield f"tool {tool} " + (_stat_line(os.path.realpath(found)) if found else "-")
+    for lib in inputs.libraries:
+        yield from (f"lib {_stat_line(os.path.join(d, lib))}" for d in at.lib_dirs())
+    yield from _modules(inputs.modules)
+    for name in inputs.env:
+        if name.endswith("*"):
+            prefix = name[:-1]
+            yield from (
+                f"env {k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(prefix)
+            )
+        else:
+            yield f"env {name}={os.environ.get(name)}"
+    for pattern in inputs.paths:
+        for path in _expand(pattern, at):
+            yield from itertools.islice(_path_lines(path, at, MAX_DEPTH), MAX_ENTRIES)
+    for pattern in inputs.nodes:
+        for path in _expand(pattern, at):
+            yield _node_line(path)
+
+
+def _expand(pattern: str, at: _Root) -> list[str]:
+    """The paths a declared pattern names now (bounded), or the pattern itself if none."""
+    if pattern.startswith("$"):
+        value = os.environ.get(pattern[1:], "")
+        return [p for p in value.split(":") if p][:MAX_MATCHES] or [pattern]
+    path = at(pattern)
+    if not glob.has_magic(path):
+        return [path]
+    return at.matches(path)[:MAX_MATCHES] or [pattern]
+
+
+def _path_lines(path: str, at: _Root, depth: int) -> Iterator[str]:
     try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
+        st = os.lstat(path)
     except OSError as exc:
-        return f"<{exc.errno}>"
+        yield f"{path} <{exc.errno}>"
+        return
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            yield f"{path} -> {os.readlink(path)}"
+        except OSError as exc:
+            yield f"{path} -> <{exc.errno}>"
+        if depth < MAX_DEPTH:
+            return  # a link inside a directory: its target is not walked (a declared one is)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+    if stat.S_ISDIR(st.st_mode):
+        yield f"{path}/ {st.st_ino} {st.st_mtime_ns}"
+        if depth > 0:
+            yield from _directory(path, at, depth)
+        return
+    kernel = path.startswith(tuple(at(p) for p in _KERNEL_FS))
+    if not kernel:
+        yield _stat_line(path)
+    if stat.S_ISREG(st.st_mode) and (kernel or st.st_size <= MAX_CONTENT):
+        content = _read_bytes(path, MAX_CONTENT)
+        yield f"{path}: {content.decode('utf-8', 'replace')}"
+        yield from _named_libraries(content, at)
+
+
+def _directory(path: str, at: _Root, depth: int) -> Iterator[str]:
+    try:
+        with os.scandir(path) as it:
+            names = sorted(e.name for e in itertools.islice(it, MAX_ENTRIES))
+    except OSError as exc:
+        yield f"{path}/ <{exc.errno}>"
+        return
+    for name in names:
+        yield from _path_lines(os.path.join(path, name), at, depth - 1)
+
+
+def _listing(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in itertools.islice(it, 4 * MAX_ENTRIES))
+    except OSError:
+        return []
+
+
+def _named_libraries(content: bytes, at: _Root) -> Iterator[str]:
+    """The libraries an ICD or a manifest names: upgrading one changes what loads."""
+    for match in itertools.islice(_LIBRARY_RE.finditer(content), 8):
+        name = match.group().decode("utf-8", "replace")
+        if name.startswith("/"):
+            yield f"named {_stat_line(at(name))}"
+        else:
+            yield from (f"named {_stat_line(os.path.join(d, name))}" for d in at.lib_dirs())
+
+
+def _node_line(path: str) -> str:
+    """A device node with its owner and mode (who may open it decides what a detector sees)."""
+    return _stat_line(path, node=True)
+
+
+def _read_bytes(path: str, limit: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        return f"<{exc.errno}>".encode()
+    try:
+        with os.fdopen(fd, "rb") as f:  # reads what is there, not ``limit`` bytes at once
+            return f.read(limit)
+    except OSError as exc:
+        return f"<{exc.errno}>".encode()
+
+
+def _read(path: str, limit: int = 65536) -> str:
+    return _read_bytes(path, limit).decode("utf-8", "replace")
 
 
 def _pci(root: str, drivers: set[str]) -> Iterator[str]:
@@ -161,95 +296,33 @@ def _pci(root: str, drivers: set[str]) -> Iterator[str]:
         yield f"{name} {driver} {' '.join(uevent.split())}"
 
 
-def _nvidia(proc: str) -> Iterator[str]:
-    """Each GPU's information file and the MIG capabilities (instances) the driver lists."""
-    gpus = os.path.join(proc, "gpus")
-    with contextlib.suppress(OSError):
-        for gpu in sorted(os.listdir(gpus)):
-            yield _read(os.path.join(gpus, gpu, "information"), 4096)
-    caps = os.path.join(proc, "capabilities")
-    if os.path.isdir(caps):
-        for top, dirs, files in os.walk(caps):
-            dirs.sort()
-            yield from (os.path.join(top, f) for f in sorted(files))
-
-
-def _nodes(dev: str) -> Iterator[str]:
-    """The GPU device nodes with their owner and mode (NVML and KFD care who may open them)."""
-    names: list[str] = []
-    with contextlib.suppress(OSError):
-        names += sorted(n for n in os.listdir(dev) if n.startswith("nvidia") or n == "kfd")
-    for sub in ("nvidia-caps", "dri"):
-        with contextlib.suppress(OSError):
-            names += sorted(f"{sub}/{n}" for n in os.listdir(os.path.join(dev, sub)))
-    for name in names:
-        try:
-            st = os.stat(os.path.join(dev, name))
-        except OSError:
-            yield f"{name} -"
-            continue
-        yield f"{name} {st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_rdev}"
-
-
-def _kfd(topology: str) -> Iterator[str]:
-    """The KFD topology the udev detector reads gfx targets from (a few small files)."""
-    yield _read(os.path.join(topology, "generation_id"))
-    nodes = os.path.join(topology, "nodes")
-    with contextlib.suppress(OSError):
-        for node in sorted(os.listdir(nodes)):
-            yield f"{node} {_read(os.path.join(nodes, node, 'properties'))}"
-
-
-def _stat_line(path: str) -> str:
+@functools.lru_cache(maxsize=4096)  # detectors share nodes and library directories
+def _stat_line(path: str, node: bool = False) -> str:
+    """A file as its inode, size and times; a ``node`` as its mode, owner and device number."""
     try:
         st = os.stat(path)
     except OSError:
         return f"{path} -"
+    if node:
+        return f"{path} {st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_rdev}"
     return f"{path} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
-def _lib_dirs(defaults: Iterable[str]) -> list[str]:
-    extra = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    return [*extra, *defaults]
-
-
-def _icds(dirs: Iterable[str], lib_dirs: Iterable[str]) -> Iterator[str]:
-    wanted = list(dirs)
-    for var in ("OCL_ICD_VENDORS", "OPENCL_VENDOR_PATH"):
-        if os.environ.get(var):
-            wanted.append(os.environ[var])
-    for d in wanted:
-        try:
-            names = sorted(os.listdir(d)) if os.path.isdir(d) else [""]
-        except OSError as exc:
-            yield f"{d} <{exc.errno}>"
-            continue
-        for name in names:
-            path = os.path.join(d, name) if name else d
-            library = _read(path, 4096).strip()
-            yield f"{_stat_line(path)} {library}"
-            if library.startswith("/"):
-                yield _stat_line(library)
-            elif library and not library.startswith("<"):
-                yield from (_stat_line(os.path.join(ld, library)) for ld in _lib_dirs(lib_dirs))
-
-
-def _bindings() -> Iterator[str]:
-    for entry in sys.path:
-        if not entry or not os.path.isdir(entry):
-            continue
-        for name in BINDINGS:
+def _modules(names: Iterable[str]) -> Iterator[str]:
+    """Each Python module where this interpreter finds it: installing one changes the answer."""
+    for name in names:
+        for entry in sys.path:
+            if not entry or not os.path.isdir(entry):
+                continue
             for candidate in (f"{name}.py", f"{name}/__init__.py"):
                 line = _stat_line(os.path.join(entry, candidate))
                 if not line.endswith(" -"):
-                    yield line
+                    yield f"module {line}"
 
 
 def _cpu(cpuinfo: str) -> str:
     text = _read(cpuinfo, 8 << 20)
-    kept = [
-        line for line in text.splitlines() if not line.lower().startswith(("cpu mhz", "bogomips"))
-    ]
+    kept = [line for line in text.splitlines() if not line.lower().startswith(_VOLATILE)]
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -261,7 +334,7 @@ def _code() -> Iterator[str]:
     """This package's detection code: an upgrade may change what it finds."""
     yield __version__
     package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    for sub in ("detect", ""):
+    for sub in ("detect", "spec", ""):
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(os.path.join(package, sub)), key=lambda e: e.name):
                 if entry.name.endswith(".py"):

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from collections.abc import Iterable
 
-from autopkgtest_hw.detect.base import OK, detector, plural
+from autopkgtest_hw.detect.base import OK, Inputs, detector, plural
 from autopkgtest_hw.spec.inventory import Cpu, DetectorReport
 
 NAME = "cpu"
@@ -49,7 +49,14 @@ _FLAG_FIELDS = ("flags", "features", "isa")
 _MODEL_FIELDS = ("model name", "cpu model", "cpu", "uarch", "hardware")
 
 
-@detector(NAME, order=0, empty=Cpu)
+#: Read afresh on every run (cheap; its cores depend on the process), never cached.
+@detector(
+    NAME,
+    order=0,
+    empty=Cpu,
+    cached=False,
+    inputs=Inputs(tools=("dpkg",), paths=("/proc/cpuinfo", "/proc/meminfo")),
+)
 def detect() -> tuple[Cpu, DetectorReport]:
     """The machine itself; it runs first (see :func:`~.base.detector` for the guard)."""
     with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:

@@ -6,9 +6,9 @@ import glob
 import os
 from dataclasses import dataclass
 
-from autopkgtest_hw.spec.hardware import address_from_devfn
+from autopkgtest_hw.spec.hardware import KFD_TOPOLOGY, address_from_devfn
 
-TOPOLOGY = "/sys/class/kfd/kfd/topology/nodes"
+TOPOLOGY = f"{KFD_TOPOLOGY}/nodes"
 
 
 @dataclass(frozen=True)

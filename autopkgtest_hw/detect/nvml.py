@@ -7,13 +7,20 @@ from typing import Any
 
 from autopkgtest_hw.detect.base import (
     OK,
+    Inputs,
     Unavailable,
     detector,
     no_devices,
     optional_module,
     plural,
 )
-from autopkgtest_hw.spec.hardware import NVIDIA_SHARED_NODES, normalise_address
+from autopkgtest_hw.spec.hardware import (
+    NVIDIA_CAPS_DIR,
+    NVIDIA_NODES,
+    NVIDIA_PROC,
+    NVIDIA_SHARED_NODES,
+    normalise_address,
+)
 from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "nvml"
@@ -25,7 +32,19 @@ NO_PYNVML = (
 
 
 #: NVML's names are marketing names ("NVIDIA H100 PCIe") and its memory is the usable total.
-@detector(NAME, order=20, empty=no_devices, trusted=("model", "memory"))
+@detector(
+    NAME,
+    order=20,
+    empty=no_devices,
+    trusted=("model", "memory"),
+    inputs=Inputs(
+        libraries=("libnvidia-ml.so.1",),
+        modules=("pynvml",),
+        env=("CUDA_VISIBLE_DEVICES", "NVIDIA_*"),
+        paths=(f"{NVIDIA_PROC}/version", f"{NVIDIA_PROC}/gpus", f"{NVIDIA_PROC}/capabilities"),
+        nodes=(f"/dev/{NVIDIA_NODES}", *NVIDIA_SHARED_NODES, f"{NVIDIA_CAPS_DIR}/*"),
+    ),
+)
 def detect() -> tuple[list[Device], DetectorReport]:
     pynvml = optional_module("pynvml", NO_PYNVML)
     try:

@@ -7,6 +7,7 @@ from typing import Any
 
 from autopkgtest_hw.detect.base import (
     OK,
+    Inputs,
     Unavailable,
     detector,
     no_devices,
@@ -15,6 +16,7 @@ from autopkgtest_hw.detect.base import (
     plural,
 )
 from autopkgtest_hw.spec.hardware import (
+    GPU_NODE_PATTERNS,
     PCI_VENDORS,
     address_from_devfn,
     address_from_parts,
@@ -37,7 +39,26 @@ _VENDOR_WORDS = (
 )
 
 
-@detector(NAME, order=30, empty=no_devices)
+@detector(
+    NAME,
+    order=30,
+    empty=no_devices,
+    inputs=Inputs(
+        libraries=("libOpenCL.so.1",),
+        modules=("pyopencl",),
+        env=(
+            "OCL_ICD_*",
+            "OPENCL_VENDOR_PATH",
+            "POCL_*",
+            "ROCR_*",
+            "HIP_*",
+            "GPU_DEVICE_ORDINAL",
+            "CUDA_VISIBLE_DEVICES",
+        ),
+        paths=("/etc/OpenCL/vendors", "$OCL_ICD_VENDORS", "$OPENCL_VENDOR_PATH"),
+        nodes=GPU_NODE_PATTERNS,
+    ),
+)
 def detect() -> tuple[list[Device], DetectorReport]:
     cl = optional_module("pyopencl", "pyopencl is not installed")
     try:

@@ -14,6 +14,7 @@ from typing import Any
 from autopkgtest_hw.detect import kfd
 from autopkgtest_hw.detect.base import (
     OK,
+    Inputs,
     Unavailable,
     detector,
     no_devices,
@@ -24,8 +25,11 @@ from autopkgtest_hw.spec.hardware import (
     ACCELERATOR_CLASS,
     DISPLAY_CLASS,
     GPU_DRIVERS,
+    GPU_NODE_PATTERNS,
     KFD_NODE,
+    KFD_TOPOLOGY,
     MODULE_VERSION,
+    NVIDIA_PROC,
     NVIDIA_SHARED_NODES,
     base_class,
     vendor_name,
@@ -34,13 +38,32 @@ from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "udev"
 
+#: The udev hardware database (PCI ids to names).
+HWDB = ("/etc/udev/hwdb.bin", "/usr/lib/udev/hwdb.bin", "/lib/udev/hwdb.bin")
 _NVIDIA_INFO = "/proc/driver/nvidia/gpus/{}/information"
 _MINOR_RE = re.compile(r"^Device Minor:\s*(\d+)", re.MULTILINE)
 _MODULE_VERSION_RE = re.compile(r"^\d+(?:[.\-+~]\w+)*$")
 
 
 #: The bound driver is the kernel's word, which udev tells.
-@detector(NAME, order=10, empty=no_devices, trusted=("driver",))
+@detector(
+    NAME,
+    order=10,
+    empty=no_devices,
+    trusted=("driver",),
+    inputs=Inputs(
+        libraries=("libudev.so.1",),
+        modules=("pyudev",),
+        env=("UMOCKDEV_DIR",),
+        paths=(
+            *HWDB,
+            f"{NVIDIA_PROC}/gpus/*/information",
+            f"{KFD_TOPOLOGY}/generation_id",
+            f"{KFD_TOPOLOGY}/nodes/*/properties",
+        ),
+        nodes=GPU_NODE_PATTERNS,
+    ),
+)
 def detect() -> tuple[list[Device], DetectorReport]:
     pyudev = optional_module("pyudev", "pyudev is not installed")
     try:

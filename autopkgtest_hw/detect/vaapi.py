@@ -15,8 +15,8 @@ import re
 import shutil
 import subprocess
 
-from autopkgtest_hw.detect.base import OK, Unavailable, detector, no_devices, plural
-from autopkgtest_hw.spec.hardware import normalise_address
+from autopkgtest_hw.detect.base import OK, Inputs, Unavailable, detector, no_devices, plural
+from autopkgtest_hw.spec.hardware import LIBRARY_DIRS, normalise_address
 from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "vaapi"
@@ -24,6 +24,8 @@ TIMEOUT = 10  # seconds per render node
 MAX_OUTPUT = 1 << 20
 MAX_NODES = 32
 RENDER_NODES = "/dev/dri/renderD*"
+#: libva's drivers (Mesa's, intel-media-va-driver's, ...), where Debian installs them.
+VA_DRIVERS = tuple(f"{d}/dri/*_drv_video.so" for d in LIBRARY_DIRS)
 
 _ENTRY_RE = re.compile(r"^\s*VAProfile(\w+?)\s*:\s*VAEntrypoint(\w+)\s*$")
 #: VA-API profile name prefixes -> the codec words of the spec language.
@@ -41,7 +43,18 @@ _DECODE = frozenset({"VLD"})
 _ENCODE = frozenset({"EncSlice", "EncSliceLP", "EncPicture"})
 
 
-@detector(NAME, order=50, empty=no_devices)
+@detector(
+    NAME,
+    order=50,
+    empty=no_devices,
+    inputs=Inputs(
+        tools=("vainfo",),
+        libraries=("libva.so.2", "libva-drm.so.2"),
+        env=("LIBVA_*",),
+        paths=(*VA_DRIVERS, "$LIBVA_DRIVERS_PATH"),
+        nodes=(RENDER_NODES,),
+    ),
+)
 def detect() -> tuple[list[Device], DetectorReport]:
     exe = shutil.which("vainfo")
     if exe is None:

@@ -14,14 +14,16 @@ import re
 import shutil
 import subprocess
 
-from autopkgtest_hw.detect.base import OK, Unavailable, detector, no_devices, plural
-from autopkgtest_hw.spec.hardware import vendor_name
+from autopkgtest_hw.detect.base import OK, Inputs, Unavailable, detector, no_devices, plural
+from autopkgtest_hw.spec.hardware import GPU_NODE_PATTERNS, vendor_name
 from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "vulkan"
 TIMEOUT = 20  # seconds; vulkaninfo loads every ICD
 MAX_OUTPUT = 1 << 20  # bytes of vulkaninfo's output read
 PCI_DEVICES = "/sys/bus/pci/devices"
+#: Where the Vulkan loader finds the drivers' manifests (ICDs).
+ICD_DIRS = ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d")
 
 _GPU_RE = re.compile(r"^\s*GPU(\d+):\s*$")
 _FIELD_RE = re.compile(r"^\s+(\w+)\s*=\s*(.*?)\s*$")
@@ -33,7 +35,23 @@ _HEX_RE = re.compile(r"^0x([0-9a-fA-F]{1,8})$")
 _CPU_TYPE = "PHYSICAL_DEVICE_TYPE_CPU"
 
 
-@detector(NAME, order=40, empty=no_devices)
+@detector(
+    NAME,
+    order=40,
+    empty=no_devices,
+    inputs=Inputs(
+        tools=("vulkaninfo",),
+        libraries=("libvulkan.so.1",),
+        env=("VK_*", "MESA_*", "XDG_DATA_DIRS", "XDG_CONFIG_DIRS"),
+        paths=(
+            *ICD_DIRS,
+            "$VK_ICD_FILENAMES",
+            "$VK_DRIVER_FILES",
+            "$VK_ADD_DRIVER_FILES",
+        ),
+        nodes=GPU_NODE_PATTERNS,
+    ),
+)
 def detect() -> tuple[list[Device], DetectorReport]:
     exe = shutil.which("vulkaninfo")
     if exe is None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.source.control import ControlError, Paragraph, read_paragraphs
+from autopkgtest_hw.spec.classes import IDENTIFYING_FIELDS
 from autopkgtest_hw.spec.inventory import Inventory, InventoryError
 
 DEFAULT_FLEET = "/etc/autopkgtest-hw/fleet"
@@ -256,7 +257,7 @@ def fleet_path(given: str | None) -> str:
 
 
 #: What must agree between a profile's saved inventory and the worker's hardware.
-_COMPARED = ("vendor", "model", "arch", "compute_capability", "memory", "opencl_type")
+_COMPARED = IDENTIFYING_FIELDS
 
 
 def check_host(saved: Inventory, actual: Inventory, profile: Profile) -> list[str]:

@@ -42,6 +42,7 @@ from autopkgtest_hw.source import architecture
 from autopkgtest_hw.source.archive import SourceEntry, fits_arch
 from autopkgtest_hw.source.control import DEFAULT_HWSPEC
 from autopkgtest_hw.source.planner import make_plan
+from autopkgtest_hw.spec.classes import IDENTIFYING_FIELDS
 from autopkgtest_hw.spec.coverage import on_cpu
 from autopkgtest_hw.spec.inventory import Cpu, Inventory
 from autopkgtest_hw.spec.language import NEEDS_HW_PREFIX, Spec, SpecError, parse
@@ -52,7 +53,7 @@ MAX_CACHED = 1 << 14
 POLICY_SHORTEST = "shortest-queue"
 POLICY_MATRIX = "matrix"
 #: The device facts that make two profiles different hardware for --matrix.
-_SIGNATURE = ("classes", "vendor", "model", "arch", "compute_capability", "memory", "opencl_type")
+_SIGNATURE = ("classes", *IDENTIFYING_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ closes.  The virt server therefore hands its lock descriptors to:
 * this keeper, a process of its own session (a signal to the virt server's
   process group does not reach it), which serves that socket, and once the
   virt server is gone -- whatever way it ended, SIGKILL included -- waits for
-  the inner server to exit and removes what it may have left behind (the
-  podman container labelled for this run, the unshare testbed's unpacked
+  the inner server to exit and runs the backend's cleanup steps (``Backend.leftovers``:
+  the podman container labelled for this run, the unshare testbed's unpacked
   root file system) before it lets go of its descriptors.
 """
 
@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,13 +38,37 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from autopkgtest_hw.base.errors import HwError
+from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.locks import holdlocks
 
-#: What the keeper does after the virt server is gone (see ``Leftovers``).
-Leftovers = dict[str, Any]
+#: What the keeper runs after the virt server is gone: the backend's cleanup steps.
+Leftovers = list[dict[str, Any]]
+#: Bounds on the cleanup: steps, and seconds a step may take.
+MAX_STEPS = 16
+STEP_TIMEOUT = 600
 
 #: How long the keeper waits for the inner server to clean up after the virt server died.
 INNER_GRACE = 120.0
+#: The longest path a Unix socket address holds (``sun_path`` less its NUL).
+MAX_SOCKET_PATH = 107
+#: How long the virt server waits for the keeper to listen.
+START_TIMEOUT = 30.0
+#: The keeper's own messages (a failed start's reason), in its directory.
+LOG_NAME = "keeper.log"
+#: Where this package is imported from: the keeper imports the same one, whichever
+#: directory the virt server was started from (a checkout's launcher sets sys.path).
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: The keeper's program: isolated (-I: no current directory, no PYTHON* variables on
+#: its path, which root must not follow), with this package's root first.
+_KEEPER_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]);"
+    " from autopkgtest_hw.locks.keeper import main; sys.exit(main(sys.argv[2:]))"
+)
+
+
+class KeeperError(HwError):
+    """The keeper could not start: the testbed would hold no locks, so none is set up."""
 
 
 class Keeper:
@@ -52,10 +77,19 @@ class Keeper:
     def __init__(self, fds: Sequence[int], leftovers: Leftovers) -> None:
         self.dir = tempfile.mkdtemp(prefix="autopkgtest-hw-keeper.")
         self.socket = os.path.join(self.dir, "locks.sock")
+        if len(os.fsencode(self.socket)) > MAX_SOCKET_PATH:
+            os.rmdir(self.dir)
+            raise KeeperError(
+                f"cannot start the lock keeper: its socket {safe(self.socket, 300)} would be"
+                f" {len(os.fsencode(self.socket))} bytes long, more than the {MAX_SOCKET_PATH} a"
+                " Unix socket address holds (set TMPDIR to a shorter directory, such as /tmp)"
+            )
         read_end, self._pipe = os.pipe()
         pid_r, pid_w = os.pipe()
         spec = json.dumps({"socket": self.socket, "fds": list(fds), "leftovers": leftovers})
-        argv = [sys.executable, "-m", "autopkgtest_hw.locks.keeper", "--keep", str(read_end), spec]
+        argv = [sys.executable, "-I", "-c", _KEEPER_CODE, _PACKAGE_ROOT, "--keep", str(read_end)]
+        argv.append(spec)
+        log_path = os.path.join(self.dir, LOG_NAME)
         child = os.fork()
         if child == 0:  # pragma: no cover - the keeper's side, up to exec
             try:
@@ -64,8 +98,10 @@ class Keeper:
                     os._exit(0)  # the keeper is nobody's child: reparented, not waited for
                 os.write(pid_w, str(os.getpid()).encode())
                 null = os.open(os.devnull, os.O_RDWR)
-                for std in (0, 1, 2):  # never hold autopkgtest's pipes open
+                for std in (0, 1):  # never hold autopkgtest's pipes open
                     os.dup2(null, std)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                os.dup2(os.open(log_path, flags, 0o600), 2)
                 for fd in (read_end, *fds):
                     os.set_inheritable(fd, True)
                 os.execv(argv[0], argv)
@@ -81,11 +117,37 @@ class Keeper:
         with contextlib.suppress(OSError, ValueError):
             self._pidfd = os.pidfd_open(self.pid)
         # Wait until it listens: the first command of the testbed must find it.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT
         while not os.path.exists(self.socket) and time.monotonic() < deadline:
             if self._pidfd is not None and select.select([self._pidfd], [], [], 0)[0]:
                 break  # it died
             time.sleep(0.01)
+        if not os.path.exists(self.socket):
+            self._failed_start()
+
+    def _failed_start(self) -> None:
+        """The keeper is not listening: say why (its last words), leave nothing behind."""
+        why = ""
+        with contextlib.suppress(OSError), open(os.path.join(self.dir, LOG_NAME), "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            lines = f.read(4096).decode("utf-8", "replace").strip().splitlines()
+            why = lines[-1] if lines else ""
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            select.select([self._pidfd], [], [], 10)
+            os.close(self._pidfd)
+            self._pidfd = None
+        with contextlib.suppress(OSError):
+            os.close(self._pipe)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if not why:
+            why = f"it did not listen within {START_TIMEOUT:.0f} s"
+        raise KeeperError(
+            f"cannot start the lock keeper ({sys.executable} {__name__}): {safe(why, 500)}"
+            " (the testbed would hold no device locks; run autopkgtest-virt-hwgpu with -d,"
+            " and check that this Python can import autopkgtest_hw)"
+        )
 
     def prefix(self) -> list[str]:
         """What goes before every command autopkgtest runs in the testbed."""
@@ -150,11 +212,12 @@ def _keep(pipe: int, spec: dict[str, Any]) -> int:
         # The virt server ended (told us, or died): nothing new may start in the
         # testbed through us; wait for the inner server's own cleanup, then check.
         _wait_inner(inner_pid, pidfd, server, fds)
-        cleanup(spec.get("leftovers") or {})
+        cleanup(spec.get("leftovers") or [])
     finally:
         server.close()
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        for name in (path, os.path.join(os.path.dirname(path), LOG_NAME)):
+            with contextlib.suppress(OSError):
+                os.unlink(name)
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(path))
     return 0
@@ -196,48 +259,24 @@ def _wait_inner(pid: int | None, pidfd: int | None, server: socket.socket, fds: 
 
 
 def cleanup(leftovers: Leftovers) -> list[str]:
-    """Remove what a testbed may have left behind; returns what was removed."""
+    """Run the backend's cleanup steps (``Backend.leftovers``); returns what was removed.
+
+    Each step is ``{"argv": [...], "what": "...", "if_exists": PATH}``: run (unless
+    ``if_exists`` names a path that is gone), its failure ignored, its ``what``
+    reported when it succeeded.  The keeper knows no kind of testbed itself.
+    """
     removed: list[str] = []
-    label = leftovers.get("container_label")
-    command = leftovers.get("container_command") or "podman"
-    if label:
+    for step in leftovers[:MAX_STEPS]:
+        argv = [str(w) for w in step.get("argv") or ()]
+        guard = step.get("if_exists")
+        if not argv or (guard and not os.path.lexists(guard)):
+            continue
         try:
-            out = subprocess.run(
-                [command, "ps", "-aq", "--filter", f"label={label}"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            ).stdout.split()
+            done = subprocess.run(argv, capture_output=True, timeout=STEP_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired):
-            out = []
-        for cid in out:
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(
-                    [command, "rm", "-f", "-t", "0", cid],
-                    capture_output=True,
-                    timeout=120,
-                    check=False,
-                )
-                removed.append(f"container {cid}")
-    rootfs = leftovers.get("unshare_dir")
-    if rootfs and os.path.isdir(rootfs):
-        # Files of the unpacked root file system belong to subordinate ids:
-        # remove them the way autopkgtest-virt-unshare does.
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run(
-                ["unshare", "--map-auto", "--map-root-user", "rm", "-rf", rootfs],
-                capture_output=True,
-                timeout=600,
-                check=False,
-            )
-        if os.path.isdir(rootfs):
-            with contextlib.suppress(OSError):
-                subprocess.run(["rm", "-rf", rootfs], capture_output=True, timeout=600, check=False)
-        removed.append(f"unpacked testbed {rootfs}")
-    for extra in leftovers.get("dirs") or ():
-        if os.path.isdir(extra):
-            subprocess.run(["rm", "-rf", extra], capture_output=True, timeout=600, check=False)
+            continue
+        if done.returncode == 0 and step.get("what") and str(step["what"]) not in removed:
+            removed.append(str(step["what"]))
     return removed
 
 

@@ -17,6 +17,7 @@ gets an AdtCompatError naming it, never a traceback.  Tested with autopkgtest
 
 from __future__ import annotations
 
+import ast
 import functools
 import gzip
 import importlib
@@ -99,6 +100,32 @@ def _version(base: Path, lib_dir: Path) -> str:
             if found:
                 return found.group(1)
     return "(unknown version)"
+
+
+#: testdesc.py is read up to this many bytes for its restriction list (5.28's: 40 KiB).
+_TESTDESC_MAX = 1 << 20
+
+
+_KNOWN_RE = re.compile(rb"^known_restrictions\s*=\s*frozenset\((\{[^}]*\})\)", re.MULTILINE)
+
+
+@functools.cache
+def installed_restrictions() -> frozenset[str] | None:
+    """The restrictions the autopkgtest that would run knows (its ``testdesc.known_restrictions``).
+
+    Read from its source without importing it (plan and lint stay cheap); None when
+    there is no autopkgtest or its list is not a literal set: callers keep their copy.
+    """
+    try:
+        at = locate()
+        with open(at.lib_dir / "testdesc.py", "rb") as f:
+            found = _KNOWN_RE.search(f.read(_TESTDESC_MAX))
+        words = ast.literal_eval(found.group(1).decode("utf-8")) if found else None
+    except (HwError, OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(words, set) and words and all(isinstance(w, str) for w in words):
+        return frozenset(words)
+    return None
 
 
 def load(at: Autopkgtest) -> tuple[ModuleType, ModuleType]:
@@ -192,6 +219,7 @@ def _wrap(
         original(self, caps, sorted(ignored | set(tokens)))
 
     check_testbed_compat._autopkgtest_hw = True  # type: ignore[attr-defined]
+    check_testbed_compat._hw_told = told  # type: ignore[attr-defined]  # skipfree clears it
     return check_testbed_compat
 
 

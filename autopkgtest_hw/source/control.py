@@ -24,7 +24,9 @@ from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.spec.language import NEEDS_HW_PREFIX
 from debian import deb822
 
-#: Restrictions autopkgtest knows (5.28; 6.0 adds skip-foreign-architecture).
+#: Restrictions autopkgtest knows (5.28; 6.0 adds skip-foreign-architecture): lint's list,
+#: and plan's where the installed autopkgtest's own cannot be read
+#: (``adt_compat.installed_restrictions``).
 KNOWN_RESTRICTIONS = frozenset(
     {
         "allow-stderr",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from autopkgtest_hw.source import architecture, migration
+from autopkgtest_hw.source import adt_compat, architecture, migration
 from autopkgtest_hw.source.control import (
     DEFAULT_HWSPEC,
     HWSPEC_FIELD_RE,
@@ -392,7 +392,8 @@ def _check_restriction(path: str, token: Token, names: str) -> Iterator[Finding]
     if text.startswith(NEEDS_HW_PREFIX):
         yield from _check_spec(path, token, "needs-hw:")
         return
-    if text in KNOWN_RESTRICTIONS:
+    known = KNOWN_RESTRICTIONS | (adt_compat.installed_restrictions() or frozenset())
+    if text in known:
         return
     if text == "needs-hw":
         yield Finding(
@@ -423,7 +424,7 @@ def _check_restriction(path: str, token: Token, names: str) -> Iterator[Finding]
             fix,
         )
         return
-    near = difflib.get_close_matches(text, sorted(KNOWN_RESTRICTIONS), n=1, cutoff=0.75)
+    near = difflib.get_close_matches(text, sorted(known), n=1, cutoff=0.75)
     yield Finding(
         "warning",
         "unknown-restriction",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autopkgtest_hw.source import architecture
+from autopkgtest_hw.source import adt_compat, architecture
 from autopkgtest_hw.source.control import (
     DEFAULT_HWSPEC,
     KNOWN_RESTRICTIONS,
@@ -139,10 +139,13 @@ def plan_test(
         return TestPlan(name, False, (), (skipped,), architecture=skipped)
     results = tuple(evaluate(t.text, inventory, subject) for t in stanza.needs_hw)
     blockers = [f"unknown field {f.name}" for f in stanza.unknown_fields]
+    known = (
+        adt_compat.installed_restrictions() or KNOWN_RESTRICTIONS
+    )  # what will run, else our copy
     for t in stanza.restrictions:
         if t.text.startswith("needs-hw:"):
             continue
-        if t.text not in KNOWN_RESTRICTIONS or t.text in _NEVER_RUNS:
+        if t.text not in known or t.text in _NEVER_RUNS:
             blockers.append(f"unknown restriction {t.text}")
     failed = [r.reason for r in results if not r.satisfied]
     if failed or blockers:

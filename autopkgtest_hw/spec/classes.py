@@ -59,6 +59,14 @@ class HwClass:
     features: bool = False
     #: Arch families whose bare words (``sm_90``, ``gfx90a``) this class accepts.
     arch_words: tuple[str, ...] = ()
+    #: The vendors whose GPUs can be of this class (None: any); lint's coverage reads it.
+    vendors: frozenset[str] | None = None
+    #: Every device of this class is of these classes too (itself included, when
+    #: given): a GPU with a compute driver has an OpenCL and a Vulkan driver in Debian.
+    implies: frozenset[str] = frozenset()
+    #: The CPU counts as a device of this class where a Debian runtime for it is
+    #: built (OpenCL's PoCL), whether or not the host has installed it.
+    cpu_runtime: bool = False
 
     @property
     def is_machine(self) -> bool:
@@ -107,14 +115,44 @@ def _video(d: Device) -> bool:
     return "vaapi" in d.sources or (_usable_gpu(d) and d.driver in VIDEO_DRIVERS)
 
 
+#: The Device fields that say which hardware a device is, beside its classes: a
+#: fleet profile promises them (``profile --check``) and routing groups profiles by them.
+IDENTIFYING_FIELDS = ("vendor", "model", "arch", "compute_capability", "memory", "opencl_type")
+
+#: What a device of a compute class (CUDA, ROCm, SYCL) always is too.
+_COMPUTE_IMPLIES = frozenset({"gpu", "vulkan", "opencl"})
+
 #: Every class, in the order messages and inventories list them.
 CLASSES: tuple[HwClass, ...] = (
     HwClass("cpu", "CPU", ("cpu",), features=True),
     HwClass("gpu", "GPU", ("udev",), _usable_gpu, arch_words=(CUDA_ARCH, ROCM_ARCH)),
-    HwClass("cuda", "CUDA", ("nvml",), lambda d: "nvml" in d.sources, arch_words=(CUDA_ARCH,)),
-    HwClass("rocm", "ROCm", ("udev",), _rocm, arch_words=(ROCM_ARCH,)),
-    HwClass("opencl", "OpenCL", ("udev", "opencl"), _opencl, features=True),
-    HwClass("sycl", "SYCL", ("udev",), lambda d: d.vendor == "intel" and d.driver in SYCL_DRIVERS),
+    HwClass(
+        "cuda",
+        "CUDA",
+        ("nvml",),
+        lambda d: "nvml" in d.sources,
+        arch_words=(CUDA_ARCH,),
+        vendors=frozenset({"nvidia"}),
+        implies=_COMPUTE_IMPLIES | {"cuda"},
+    ),
+    HwClass(
+        "rocm",
+        "ROCm",
+        ("udev",),
+        _rocm,
+        arch_words=(ROCM_ARCH,),
+        vendors=frozenset({"amd"}),
+        implies=_COMPUTE_IMPLIES | {"rocm"},
+    ),
+    HwClass("opencl", "OpenCL", ("udev", "opencl"), _opencl, features=True, cpu_runtime=True),
+    HwClass(
+        "sycl",
+        "SYCL",
+        ("udev",),
+        lambda d: d.vendor == "intel" and d.driver in SYCL_DRIVERS,
+        vendors=frozenset({"intel"}),
+        implies=_COMPUTE_IMPLIES | {"sycl"},
+    ),
     HwClass(
         "vulkan",
         "Vulkan",

@@ -21,20 +21,8 @@ from typing import Any
 from autopkgtest_hw.spec import classes as hw
 from autopkgtest_hw.spec.language import Alternative, Constraint, parse_size, parse_version
 
-#: The vendors whose GPUs can be of each device class.
+#: Any GPU's vendor: the ones a class may name (``HwClass.vendors``), or another.
 _ANY_GPU = frozenset({"nvidia", "amd", "intel", "other"})
-_VENDORS: dict[str, frozenset[str]] = {
-    "cuda": frozenset({"nvidia"}),
-    "rocm": frozenset({"amd"}),
-    "sycl": frozenset({"intel"}),
-}
-#: A device of the key's class is always one of the value's classes too (draft 2:
-#: every GPU with a compute driver has an OpenCL and a Vulkan driver in Debian).
-_IMPLIED_CLASSES: dict[str, frozenset[str]] = {
-    "cuda": frozenset({"cuda", "gpu", "vulkan", "opencl"}),
-    "rocm": frozenset({"rocm", "gpu", "vulkan", "opencl"}),
-    "sycl": frozenset({"sycl", "gpu", "vulkan", "opencl"}),
-}
 _CUDA_ARCH_RE = re.compile(r"^sm_(\d)(\d+)$")
 _WIDTH = 8  # versions are padded to this many components before they are compared
 
@@ -123,7 +111,7 @@ def _normal(alt: Alternative) -> dict[str, list[Constraint]]:
     out: dict[str, list[Constraint]] = {}
     for c in alt.constraints:
         key = "feature:" + c.values[0] if c.feature else c.key
-        if c.key == "arch" and alt.device_class == "cuda" and c.op == "=" and len(c.values) == 1:
+        if c.key == "arch" and _cc_words(alt) and c.op == "=" and len(c.values) == 1:
             m = _CUDA_ARCH_RE.match(c.values[0].lower())
             if m:
                 c = Constraint("cc", "=", (f"{m.group(1)}.{m.group(2)}",), c.text)
@@ -187,11 +175,17 @@ def _type(alt: Alternative) -> set[str]:
 
 def on_cpu(alt: Alternative) -> bool:
     """Whether the alternative asks only for the machine itself (any host has it)."""
-    return alt.device_class == "cpu" or (alt.device_class == "opencl" and _type(alt) == {"cpu"})
+    cls = hw.get(alt.device_class)
+    return cls.is_machine or (cls.cpu_runtime and _type(alt) == {"cpu"})
+
+
+def _cc_words(alt: Alternative) -> bool:
+    """Whether the class's arch words are CUDA's only (``sm_XY``: compute capability X.Y)."""
+    return hw.get(alt.device_class).arch_words == (hw.CUDA_ARCH,)
 
 
 def _vendors(alt: Alternative) -> frozenset[str]:
-    vendors = _VENDORS.get(alt.device_class, _ANY_GPU)
+    vendors = hw.get(alt.device_class).vendors or _ANY_GPU
     c = alt.constraint("vendor")
     wanted = _strings(c) if c is not None else None
     if wanted is not None:
@@ -202,12 +196,12 @@ def _vendors(alt: Alternative) -> frozenset[str]:
 def implies(field: Alternative, test: Alternative) -> bool:
     """Every host that ``field`` admits satisfies ``test``."""
     if on_cpu(test):
-        if test.device_class == "opencl":  # draft 2: any CPU; a detail needs the runtime
+        if hw.get(test.device_class).cpu_runtime:  # any CPU; a detail needs the runtime
             return all(k in ("type", hw.COUNT) for k in _normal(test))
         if field.device_class != "cpu":
             return not test.constraints
-    elif on_cpu(field) or test.device_class not in _IMPLIED_CLASSES.get(
-        field.device_class, {field.device_class}
+    elif on_cpu(field) or test.device_class not in (
+        hw.get(field.device_class).implies or {field.device_class}
     ):
         return False
     have = _normal(field)

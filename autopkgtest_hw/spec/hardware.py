@@ -73,6 +73,39 @@ MODULE_VERSION = "/sys/module/{}/version"
 KFD_NODE = "/dev/kfd"
 #: Device nodes every CUDA process needs besides the GPU's own /dev/nvidiaN.
 NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+#: Where Debian's dynamic loader finds libraries (multiarch first), and so where
+#: libva's drivers and the ICDs' libraries are.
+LIBRARY_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib/powerpc64le-linux-gnu",
+    "/usr/lib/riscv64-linux-gnu",
+    "/usr/lib/s390x-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/lib",
+)
+#: NVIDIA's MIG capability nodes (one per GPU and compute instance).
+NVIDIA_CAPS_DIR = "/dev/nvidia-caps"
+#: Where a GPU's or accelerator's own nodes are, and their names as shell/glob patterns:
+#: NVIDIA's ``nvidiaN``, DRM's ``cardN`` and ``renderDN``, the compute accelerators'
+#: ``accelN`` (``/dev/accel``).  The probe inside a testbed and the inventory cache read these.
+#: A GPU's own node under /dev (NVIDIA's driver numbers them by minor).
+NVIDIA_NODES = "nvidia[0-9]*"
+GPU_NODE_DIRS = ("/dev", "/dev/dri", "/dev/accel")
+GPU_NODE_NAMES = (NVIDIA_NODES, "card[0-9]*", "renderD[0-9]*", "accel[0-9]*")
+#: Every node whose appearance, loss or permissions changes what detection finds.
+GPU_NODE_PATTERNS = (
+    *(f"{d}/{n}" for d in GPU_NODE_DIRS for n in GPU_NODE_NAMES),
+    KFD_NODE,
+    *NVIDIA_SHARED_NODES,
+    f"{NVIDIA_CAPS_DIR}/*",
+)
+#: The NVIDIA driver's view of itself under /proc (version, GPUs, MIG capabilities).
+NVIDIA_PROC = "/proc/driver/nvidia"
+#: AMD's KFD topology: one directory per node, its gfx target in ``properties``.
+KFD_TOPOLOGY = "/sys/class/kfd/kfd/topology"
 
 _ADDRESS_RE = re.compile(
     r"^(?:(?P<domain>[0-9a-fA-F]{1,8}):)?(?P<bus>[0-9a-fA-F]{1,2}):"

@@ -150,7 +150,7 @@ class _View:
         if hw.get(cls).is_machine:
             return [_Cand(None, inv.cpu, cls)]
         out = [_Cand(d, None, cls) for d in inv.devices if cls in hw.current_classes(d)]
-        if cls == "opencl":
+        if hw.get(cls).cpu_runtime:
             cpu_device = _opencl_cpu(inv, out)
             if cpu_device is not None:
                 out.append(_Cand(cpu_device, None, cls, virtual=True))

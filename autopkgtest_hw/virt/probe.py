@@ -7,12 +7,16 @@ prints sections that :func:`parse` reads back.
 
 from __future__ import annotations
 
+import os
+import selectors
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo, parse_memtotal
+from autopkgtest_hw.spec.hardware import GPU_NODE_DIRS, GPU_NODE_NAMES
 from autopkgtest_hw.spec.inventory import Cpu
 
 #: Node states the script reports.
@@ -45,8 +49,8 @@ for n in "$@"; do
   else echo "missing $n"; fi
 done
 echo '@@gpunodes'
-for d in /dev /dev/dri /dev/accel $(for n in "$@"; do dirname "$n"; done); do
-  for f in "$d"/nvidia[0-9]* "$d"/card[0-9]* "$d"/renderD[0-9]* "$d"/accel[0-9]*; do
+for d in @GPU_NODE_DIRS@ $(for n in "$@"; do dirname "$n"; done); do
+  for f in @GPU_NODE_NAMES@; do
     [ -c "$f" ] && echo "$f"
   done
 done
@@ -61,10 +65,16 @@ for d in /sys/bus/pci/devices/*; do
 done
 cd /
 echo '@@end'
-"""
+""".replace("@GPU_NODE_DIRS@", " ".join(GPU_NODE_DIRS)).replace(
+    "@GPU_NODE_NAMES@", " ".join(f'"$d"/{name}' for name in GPU_NODE_NAMES)
+)
 
 #: A probe that takes longer than this is a testbed that does not answer.
 TIMEOUT = 120
+#: Bytes of the probe's output read (a real testbed prints a few KiB; its stderr is
+#: kept up to ERR_LIMIT): a testbed that prints more is stopped, not read into memory.
+MAX_OUTPUT = 1 << 20
+ERR_LIMIT = 64 << 10
 
 
 class ProbeError(HwError):
@@ -112,24 +122,59 @@ def run(auxverb: Sequence[str], nodes: Sequence[str], timeout: float = TIMEOUT) 
     """Run the probe through ``auxverb``; raise ProbeError if it fails."""
     argv = command(auxverb, nodes)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"the probe did not finish in {timeout:.0f} s") from None
     except OSError as exc:
         raise ProbeError(f"cannot run the testbed's auxverb {auxverb[0]!r}: {exc}") from None
-    out = proc.stdout.decode("utf-8", "replace")
+    with proc:
+        try:
+            stdout, stderr = _read_bounded(proc, timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    out = stdout.decode("utf-8", "replace")
     if "@@end" not in out:
-        err = proc.stderr.decode("utf-8", "replace").strip()
+        err = stderr.decode("utf-8", "replace").strip()
         raise ProbeError(
             f"the probe exited with status {proc.returncode}" + (f": {err[-500:]}" if err else "")
         )
     return parse(out)
+
+
+def _read_bounded(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
+    """The probe's stdout and stderr, at most MAX_OUTPUT and ERR_LIMIT bytes, within ``timeout``."""
+    assert proc.stdout is not None and proc.stderr is not None
+    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    sizes = dict.fromkeys(chunks, 0)
+    limits = {proc.stdout.fileno(): MAX_OUTPUT, proc.stderr.fileno(): ERR_LIMIT}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        for fd in chunks:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProbeError(f"the probe did not finish in {timeout:.0f} s")
+            for key, _ in sel.select(left):
+                fd = int(key.fd)
+                data = os.read(fd, 65536)
+                if not data:
+                    sel.unregister(fd)
+                    continue
+                sizes[fd] += len(data)
+                if sizes[fd] <= limits[fd]:
+                    chunks[fd].append(data)
+                elif fd == proc.stdout.fileno():
+                    raise ProbeError(
+                        f"the probe printed more than {MAX_OUTPUT >> 20} MiB: the testbed's shell"
+                        " or its auxverb prints what the probe did not (check the inner server)"
+                    )
+    return b"".join(chunks[proc.stdout.fileno()]), b"".join(chunks[proc.stderr.fileno()])
 
 
 def parse(text: str) -> ProbeResult:

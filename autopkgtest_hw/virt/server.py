@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from autopkgtest_hw import __version__
 from autopkgtest_hw.base import log
-from autopkgtest_hw.base.argparser import Parser, add_gpu_option, add_inner_arguments
 from autopkgtest_hw.base.errors import Exit, HwError
 from autopkgtest_hw.locks import allocate, holder_options
-from autopkgtest_hw.locks.keeper import Keeper
 from autopkgtest_hw.virt.backends import HostPaths
+from autopkgtest_hw.virt.entry import PROG, build_parser
 from autopkgtest_hw.virt.hooks import HardwareHooks
 from autopkgtest_hw.virt.proxy import (
     InnerDied,
@@ -32,134 +31,13 @@ from autopkgtest_hw.virt.proxy import (
     describe_status,
     die_by,
     ignore_signals,
-    install_signal_handlers,
 )
 from autopkgtest_hw.virt.startup import Request, Testbed, early_argv, prepare
 
-PROG = "autopkgtest-virt-hwgpu"
+if TYPE_CHECKING:
+    from autopkgtest_hw.locks.keeper import Keeper
 
-EPILOG = """\
-examples:
-  autopkgtest pkg.dsc -- hwgpu null
-      run on this host; advertise its GPUs (nothing to pass)
-  autopkgtest pkg.dsc -- hwgpu --gpu 0 podman debian:sid
-      one GPU into a podman container (CDI name if a CDI spec lists it)
-  autopkgtest pkg.dsc -- hwgpu --gpu 'cuda:cc>=8.0' --count 1 --lock-timeout 3600 \\
-      qemu --ram-size 8192 sid.img
-      any one free Ampere-or-newer GPU, by VFIO, waiting up to an hour for it
-  autopkgtest pkg.dsc -- hwgpu --inventory host.json unshare -t sid.tar
-      pin the host inventory instead of detecting it
-
-Options before INNER are hwgpu's; everything from INNER on belongs to the
-inner server (autopkgtest-virt-INNER, or a path).  Exit status: 0 after quit,
-1 if the testbed could not be set up (allocation, locks, host not ready for
-passthrough), 2 for bad usage, 12 on EOF from autopkgtest, the inner server's
-own status (16 if killed by a signal) if it died.  See docs/virt-server.md.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog=PROG,
-        usage="%(prog)s [-h] [-d] [options] INNER [inner options...]",
-        description=(
-            "autopkgtest virt server that wraps another one (INNER: null, ssh, unshare,"
-            " podman, docker, qemu or any autopkgtest-virt-* command), passes the"
-            " allocated GPUs into its testbed (device nodes, bind mounts, CDI names or"
-            " VFIO), locks them against other runs, checks inside the testbed that they"
-            " arrived, and advertises them as hw:<class>, hw-device= and hw-cpu="
-            " capabilities for needs-hw: restrictions."
-        ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-d", "--debug", action="store_true", help="enable debugging output")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sel = parser.add_argument_group("device selection")
-    add_gpu_option(
-        sel,
-        "a device to pass: NVML index (else position in the inventory), UUID, PCI"
-        " address, or a hardware spec such as 'cuda:cc>=8.0' (every fitting device);"
-        " repeatable; default: every device of the inventory",
-    )
-    sel.add_argument(
-        "--count",
-        type=_positive_int,
-        metavar="N",
-        help="pass N of the selected devices, whichever are free first",
-    )
-    sel.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="read the host's devices from FILE (autopkgtest-hw detect --json) instead of"
-        " detecting them",
-    )
-    sel.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="detect the host afresh, not from the host inventory cache (which is then rewritten)",
-    )
-    locks = parser.add_argument_group("locking")
-    locks.add_argument(
-        "--lock-dir",
-        default=allocate.DEFAULT_LOCK_DIR,
-        metavar="DIR",
-        help="directory of the per-device lock files (default: %(default)s)",
-    )
-    locks.add_argument(
-        "--shared",
-        action="store_true",
-        help="take shared locks: other --shared runs may use the same devices at once",
-    )
-    locks.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for a locked device (default: 0, fail at once)",
-    )
-    holder_options.add_arguments(parser)
-    host = parser.add_argument_group("host paths (for tests and unusual hosts)")
-    host.add_argument(
-        "--sysfs-root",
-        default="/sys",
-        metavar="DIR",
-        help="where sysfs is, for the VFIO checks (default: %(default)s)",
-    )
-    host.add_argument(
-        "--vfio-dir",
-        default="/dev/vfio",
-        metavar="DIR",
-        help="where the VFIO group nodes are (default: %(default)s)",
-    )
-    host.add_argument(
-        "--cdi-dir",
-        action="append",
-        metavar="DIR",
-        help="directory of CDI specs; repeatable (default: /etc/cdi and /var/run/cdi)",
-    )
-    add_inner_arguments(
-        parser, "the inner virt server: a name (null, podman, qemu+rocm, ...) or a path"
-    )
-    return parser
-
-
-def _positive_int(text: str) -> int:
-    return int(_number(text, int, "a number", 1, "must be at least 1"))
-
-
-def _seconds(text: str) -> float:
-    return _number(text, float, "a number of seconds", 0, "must not be negative")
-
-
-def _number(text: str, kind: type[float], what: str, least: float, too_small: str) -> float:
-    try:
-        n = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-    if n < least:
-        raise argparse.ArgumentTypeError(too_small)
-    return n
+__all__ = ["PROG", "build_parser", "main", "request_of", "serve"]
 
 
 def request_of(args: argparse.Namespace) -> Request:
@@ -184,13 +62,18 @@ def request_of(args: argparse.Namespace) -> Request:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    log.setup(PROG)  # usage errors already carry this program's name
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    log.setup(PROG, args.debug)
-    install_signal_handlers()
+    """The whole program (``autopkgtest_hw.virt.entry.main``, which starts null/ssh early)."""
+    from autopkgtest_hw.virt import entry
+
+    return entry.main(argv)
+
+
+def serve(args: argparse.Namespace, inner: InnerServer | None = None) -> int:
+    """Set the testbed up and proxy until quit; ``inner``: the inner server, if started already.
+
+    The signal handlers are installed (``entry.main``).
+    """
     alloc: allocate.Allocation | None = None
-    inner: InnerServer | None = None
     keeper: Keeper | None = None
     try:
         try:
@@ -198,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             early = early_argv(request)
         except HwError as exc:  # StartupError, or any other error that says how to fix it
             log.error(str(exc))
+            if inner is not None:
+                inner.shutdown()
             return Exit.FAILED
-        if early is not None:
+        if early is not None and inner is None:
             # Nothing to pass (null, ssh): the inner server starts now and
             # detection and locking run while it does; its banner is read after.
             log.debug(f"starting {early} (no passthrough arguments: detecting meanwhile)")
@@ -216,7 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         alloc = testbed.allocation
         if alloc.fds:
             # Holds the locks past our own end until the testbed is gone (keeper.py).
-            keeper = Keeper(alloc.fds, testbed.backend.leftovers())
+            from autopkgtest_hw.locks.keeper import Keeper
+
+            try:
+                keeper = Keeper(alloc.fds, testbed.backend.leftovers())
+            except HwError as exc:  # KeeperError: no keeper, no testbed (it would hold no lock)
+                log.error(str(exc))
+                if inner is not None:
+                    inner.shutdown()
+                return Exit.FAILED
         if inner is None or inner.argv != testbed.argv:
             if inner is not None:  # the plan passed arguments after all: start it with them
                 inner.shutdown()

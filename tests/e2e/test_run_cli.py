@@ -84,6 +84,7 @@ def test_a_failing_test_gives_autopkgtests_exit_code(tmp_path: Path) -> None:
     [
         (["--hw-bogus=1"], "unknown option --hw-bogus"),
         (["--hw-autopkgtest"], "option --hw-autopkgtest needs a value"),
+        (["--hw-open-testbed=yes"], "option --hw-open-testbed takes no value"),
         (
             ["--hw-autopkgtest=/nonexistent/autopkgtest"],
             "autopkgtest program /nonexistent/autopkgtest does not exist",

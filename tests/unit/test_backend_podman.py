@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from autopkgtest_hw.virt.backends import HostPaths
-from autopkgtest_hw.virt.backends.podman import PodmanBackend, cdi_name
+from autopkgtest_hw.virt.backends.podman import LABEL, PodmanBackend, cdi_name
 
 from .backend_helpers import amd, make, nvidia
 
@@ -44,7 +44,8 @@ def test_podman_uses_the_cdi_name_when_a_spec_lists_the_device(tmp_path: Path) -
         "--device=nvidia.com/gpu=GPU-11111110-2222-3333-4444-555555555555",
     ]
     # the container is labelled, to be found and removed if the inner server dies
-    assert args[-1] == f"--label={b.leftovers()['container_label']}"
+    assert args[-1] == f"--label={LABEL}={b.run_token}"
+    assert b.leftovers()[0]["what"] == f"containers {LABEL}={b.run_token}"
     assert "CDI devices nvidia.com/gpu=GPU-1111" in b.plan([d]).description
 
 

@@ -278,3 +278,23 @@ def test_probe_failure_is_reported_with_the_testbeds_words() -> None:
         probe.run(["false"], [])
     with pytest.raises(probe.ProbeError, match="cannot run the testbed's auxverb"):
         probe.run(["/nonexistent/auxverb"], [])
+
+
+def test_a_probe_that_prints_without_end_is_stopped_not_read_into_memory(tmp_path: Path) -> None:
+    """A testbed that would print 256 MiB: the probe fails with the reason after reading ~1 MiB."""
+    written = tmp_path / "written"
+    written.write_text("0" * 12)
+    auxverb = tmp_path / "auxverb"
+    auxverb.write_text(  # the count is overwritten in place: a kill never leaves it empty
+        f"#!{sys.executable}\n"
+        "import os\n"
+        f"fd = os.open({str(written)!r}, os.O_WRONLY)\n"
+        "n = 0\n"
+        "while n < 256 << 20:\n"
+        "    n += os.write(1, bytes(65536))\n"
+        "    os.pwrite(fd, b'%012d' % n, 0)\n"
+    )
+    auxverb.chmod(0o755)
+    with pytest.raises(probe.ProbeError, match="the probe printed more than 1 MiB"):
+        probe.run([str(auxverb)], [])
+    assert int(written.read_text()) < 8 << 20, "the testbed's output was read to its end"

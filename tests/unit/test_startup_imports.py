@@ -63,3 +63,74 @@ def test_a_device_spec_still_runs_the_device_detectors() -> None:
     """The guard is not bought by skipping detection: an OpenCL spec loads pyopencl."""
     _, modules = loaded("match", "opencl:type=any", detectors="cpu,opencl")
     assert "pyopencl" in modules
+
+
+VIRT_PROBE = """
+import json, sys
+from autopkgtest_hw.virt import entry, proxy
+
+seen = []
+
+def spy(self, argv, **kwargs):
+    seen.append(sorted(m for m in sys.modules if m.startswith("autopkgtest_hw.")))
+    raise OSError(2, "stopped by the test")
+
+proxy.InnerServer.__init__ = spy
+rc = entry.main(sys.argv[1:])
+print(json.dumps({"rc": rc, "seen": seen}))
+"""
+
+#: What a null/ssh inner server must not wait for.
+LATE = (
+    "autopkgtest_hw.locks.allocate",
+    "autopkgtest_hw.locks.keeper",
+    "autopkgtest_hw.virt.backends",
+    "autopkgtest_hw.virt.server",
+    "autopkgtest_hw.detect",
+    "autopkgtest_hw.spec.matcher",
+)
+
+
+def test_virt_server_starts_a_null_inner_server_before_importing_allocation() -> None:
+    """The entry module starts null first; allocation and the adapters load while it starts."""
+    proc = subprocess.run(
+        [sys.executable, "-c", VIRT_PROBE, "--inventory", "/nonexistent.json", "null"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["rc"] == 1
+    assert "cannot start" in proc.stderr and "stopped by the test" in proc.stderr
+    [before_start] = data["seen"]
+    assert not set(before_start) & set(LATE), sorted(set(before_start) & set(LATE))
+
+
+def test_the_lock_keeper_is_imported_only_when_a_lock_is_held() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, autopkgtest_hw.virt.server;"
+            " print('autopkgtest_hw.locks.keeper' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "False"
+
+
+def test_the_entry_modules_copies_agree_with_their_sources() -> None:
+    """entry.py repeats two facts so as not to import their modules: they must stay equal."""
+    from autopkgtest_hw.locks import allocate
+    from autopkgtest_hw.virt import entry
+    from autopkgtest_hw.virt.backends import Backend
+
+    assert entry.DEFAULT_LOCK_DIR == allocate.DEFAULT_LOCK_DIR
+    quiet = {name for name, cls in Backend.registry.items() if not cls.passes_arguments}
+    assert set(entry.EARLY_KINDS) >= quiet - {"fallback"}
+    for kind in entry.EARLY_KINDS:
+        cls = Backend.registry.get(kind)
+        assert cls is None or not cls.passes_arguments

@@ -120,9 +120,15 @@ class Backend(abc.ABC):
     def available(self) -> Availability:
         """Whether this host can run this kind of testbed with devices passed in."""
 
-    def leftovers(self) -> dict[str, Any]:
-        """What this testbed may leave behind if its inner server is killed (see ``keeper``)."""
-        return {}
+    def leftovers(self) -> list[dict[str, Any]]:
+        """How to remove what this testbed may leave behind if its inner server is killed.
+
+        Steps the lock keeper runs in order once the testbed is gone, before it lets
+        go of the locks (``locks.keeper.cleanup``): each ``{"argv": [...], "what":
+        "..."}``, a command and what it removes.  The backend knows its leftovers;
+        the keeper knows none.
+        """
+        return []
 
     def verify(
         self, devices: Sequence[Device], probe: ProbeResult

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from autopkgtest_hw.base import log
+from autopkgtest_hw.spec.hardware import KFD_NODE
 from autopkgtest_hw.spec.inventory import Device
 from autopkgtest_hw.virt.backends.base import (
     Availability,
@@ -27,7 +28,6 @@ from autopkgtest_hw.virt.backends.base import (
 
 #: CDI kinds per vendor (nvidia-ctk and amd-ctk generate these).
 CDI_KINDS = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "intel.com/gpu"}
-KFD = "/dev/kfd"
 
 
 def load_cdi_specs(dirs: Sequence[str]) -> list[dict[str, Any]]:
@@ -83,7 +83,7 @@ def cdi_name(device: Device, specs: Sequence[dict[str, Any]]) -> str | None:
             return f"{kind}={device.uuid}"
         if device.index is not None and str(device.index) in names:
             return f"{kind}={device.index}"
-        own = {n for n in device.device_nodes if n != KFD and "nvidiactl" not in n}
+        own = {n for n in device.device_nodes if n != KFD_NODE and "nvidiactl" not in n}
         for entry in entries:
             edits = entry.get("containerEdits") or {}
             paths = {
@@ -104,9 +104,15 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
     def run_token(self) -> str:
         return f"{os.getpid()}-{secrets.token_hex(8)}"
 
-    def leftovers(self) -> dict[str, Any]:
+    def leftovers(self) -> list[dict[str, Any]]:
         command = self.kind if self.kind in ("podman", "docker") else "podman"
-        return {"container_label": f"{LABEL}={self.run_token}", "container_command": command}
+        label = f"{LABEL}={self.run_token}"
+        stop_now = " -t 0" if command == "podman" else ""
+        remove = (
+            'ids=$("$0" ps -aq --filter "label=$1") || exit 1;'
+            f' [ -z "$ids" ] || "$0" rm -f{stop_now} $ids'
+        )
+        return [{"argv": ["sh", "-c", remove, command, label], "what": f"containers {label}"}]
 
     def plan(self, devices: Sequence[Device]) -> Passthrough:
         """CDI names where a spec lists the device, else its nodes; their groups added."""
@@ -120,8 +126,12 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
             elif d.device_nodes:
                 plain.append(d)
         nodes = list(device_nodes(plain))
-        if any(d.vendor == "amd" for d in plain) and os.path.exists(KFD) and KFD not in nodes:
-            nodes.append(KFD)
+        if (
+            any(d.vendor == "amd" for d in plain)
+            and os.path.exists(KFD_NODE)
+            and KFD_NODE not in nodes
+        ):
+            nodes.append(KFD_NODE)
         groups: list[int] = []
         for n in nodes:
             with contextlib.suppress(OSError):

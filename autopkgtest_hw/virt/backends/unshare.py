@@ -72,8 +72,19 @@ class UnshareBackend(Backend, backend_name="unshare"):
     def rootfs(self) -> str:
         return os.path.join(self.workdir, "rootfs")
 
-    def leftovers(self) -> dict[str, Any]:
-        return {"unshare_dir": self.rootfs, "dirs": [self.workdir]}
+    def leftovers(self) -> list[dict[str, Any]]:
+        # Files of the unpacked root file system belong to subordinate ids:
+        # removed the way autopkgtest-virt-unshare does, else as ourselves.
+        rootfs, what = self.rootfs, f"unpacked testbed {self.rootfs}"
+        return [
+            {
+                "argv": ["unshare", "--map-auto", "--map-root-user", "rm", "-rf", rootfs],
+                "what": what,
+                "if_exists": rootfs,
+            },
+            {"argv": ["rm", "-rf", rootfs], "what": what, "if_exists": rootfs},
+            {"argv": ["rm", "-rf", self.workdir], "if_exists": self.workdir},
+        ]
 
     def _dirs(self, devices: Sequence[Device]) -> list[tuple[str, str]]:
         """(outside, inside) directories to bind for a server that binds no files.

@@ -1,0 +1,172 @@
+"""The entry point of autopkgtest-virt-hwgpu: parse the options, start a null/ssh inner early.
+
+autopkgtest waits for the virt server's banner before anything else; for
+``null`` and ``ssh``, whose adapters pass no arguments, the inner server is
+started here, before allocation, the adapters and detection are imported
+(``virt.server``), so that their import overlaps its start.  This module
+imports only the option parser's needs and the proxy's process handling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+
+from autopkgtest_hw import __version__
+from autopkgtest_hw.base import log
+from autopkgtest_hw.base.argparser import (
+    Parser,
+    add_gpu_option,
+    add_inner_arguments,
+    add_inventory_options,
+    add_shared_options,
+)
+from autopkgtest_hw.base.errors import Exit
+from autopkgtest_hw.locks import holder_options
+
+#: locks/allocate.DEFAULT_LOCK_DIR (a unit test keeps them equal; allocate is not imported here).
+DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
+_VIRT_PREFIX = "autopkgtest-virt-"
+#: Inner servers whose adapters pass no arguments (backends: ``passes_arguments`` false).
+EARLY_KINDS = ("null", "ssh")
+
+
+PROG = "autopkgtest-virt-hwgpu"
+
+EPILOG = """\
+examples:
+  autopkgtest pkg.dsc -- hwgpu null
+      run on this host; advertise its GPUs (nothing to pass)
+  autopkgtest pkg.dsc -- hwgpu --gpu 0 podman debian:sid
+      one GPU into a podman container (CDI name if a CDI spec lists it)
+  autopkgtest pkg.dsc -- hwgpu --gpu 'cuda:cc>=8.0' --count 1 --lock-timeout 3600 \\
+      qemu --ram-size 8192 sid.img
+      any one free Ampere-or-newer GPU, by VFIO, waiting up to an hour for it
+  autopkgtest pkg.dsc -- hwgpu --inventory host.json unshare -t sid.tar
+      pin the host inventory instead of detecting it
+
+Options before INNER are hwgpu's; everything from INNER on belongs to the
+inner server (autopkgtest-virt-INNER, or a path).  Exit status: 0 after quit,
+1 if the testbed could not be set up (allocation, locks, host not ready for
+passthrough), 2 for bad usage, 12 on EOF from autopkgtest, the inner server's
+own status (16 if killed by a signal) if it died.  See docs/virt-server.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG,
+        usage="%(prog)s [-h] [-d] [options] INNER [inner options...]",
+        description=(
+            "autopkgtest virt server that wraps another one (INNER: null, ssh, unshare,"
+            " podman, docker, qemu or any autopkgtest-virt-* command), passes the"
+            " allocated GPUs into its testbed (device nodes, bind mounts, CDI names or"
+            " VFIO), locks them against other runs, checks inside the testbed that they"
+            " arrived, and advertises them as hw:<class>, hw-device= and hw-cpu="
+            " capabilities for needs-hw: restrictions."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-d", "--debug", action="store_true", help="enable debugging output")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sel = parser.add_argument_group("device selection")
+    add_gpu_option(
+        sel,
+        "a device to pass: NVML index (else position in the inventory), UUID, PCI"
+        " address, or a hardware spec such as 'cuda:cc>=8.0' (every fitting device);"
+        " repeatable; default: every device of the inventory",
+        count=True,
+    )
+    add_inventory_options(sel)
+    locks = parser.add_argument_group("locking")
+    add_shared_options(locks, "--lock-dir", lock_dir=DEFAULT_LOCK_DIR)
+    locks.add_argument(
+        "--shared",
+        action="store_true",
+        help="take shared locks: other --shared runs may use the same devices at once",
+    )
+    add_shared_options(locks, "--lock-timeout")
+    holder_options.add_arguments(parser)
+    host = parser.add_argument_group("host paths (for tests and unusual hosts)")
+    host.add_argument(
+        "--sysfs-root",
+        default="/sys",
+        metavar="DIR",
+        help="where sysfs is, for the VFIO checks (default: %(default)s)",
+    )
+    host.add_argument(
+        "--vfio-dir",
+        default="/dev/vfio",
+        metavar="DIR",
+        help="where the VFIO group nodes are (default: %(default)s)",
+    )
+    host.add_argument(
+        "--cdi-dir",
+        action="append",
+        metavar="DIR",
+        help="directory of CDI specs; repeatable (default: /etc/cdi and /var/run/cdi)",
+    )
+    add_inner_arguments(
+        parser, "the inner virt server: a name (null, podman, qemu+rocm, ...) or a path"
+    )
+    return parser
+
+
+def early_inner(inner: str, inner_args: Sequence[str]) -> list[str] | None:
+    """The argv of a null/ssh inner server, found as autopkgtest finds it; None otherwise.
+
+    Anything unusual (a name not found, hwgpu itself) is left to ``virt.startup``,
+    which explains it.
+    """
+    base = os.path.basename(inner)
+    kind = base[len(_VIRT_PREFIX) :] if base.startswith(_VIRT_PREFIX) else base
+    if kind.split("+", 1)[0] not in EARLY_KINDS:
+        return None
+    if "/" in inner:
+        path: str | None = inner if os.access(inner, os.X_OK) else None
+    else:
+        path = shutil.which(inner if inner.startswith(_VIRT_PREFIX) else _VIRT_PREFIX + inner)
+    return [path, *inner_args] if path else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    log.setup(PROG)  # usage errors already carry this program's name
+    args = build_parser().parse_args(argv)
+    log.setup(PROG, args.debug)
+    from autopkgtest_hw.virt.proxy import (
+        InnerServer,
+        Interrupted,
+        die_by,
+        ignore_signals,
+        install_signal_handlers,
+    )
+
+    install_signal_handlers()
+    inner = None
+    early = early_inner(args.inner, args.inner_args)
+    try:
+        if early is not None:
+            log.debug(f"starting {early} (no passthrough arguments: detecting meanwhile)")
+            try:
+                inner = InnerServer(early, pass_fds=())
+            except OSError as exc:
+                log.error(f"cannot start {early[0]}: {exc.strerror}")
+                return Exit.FAILED
+        from autopkgtest_hw.virt import server  # allocation, adapters, detection
+
+        return server.serve(args, inner)
+    except Interrupted as exc:  # before serve() took over (it handles its own)
+        ignore_signals()
+        log.error(f"got {exc}; shutting the testbed down")
+        if inner is not None:
+            inner.shutdown()
+        die_by(exc.signum)
+        return 128 + exc.signum  # not reached
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
