@@ -36,6 +36,7 @@ from tests.e2e.fixtures import fake_nvidia, make_char_device, save_inventory  # 
 from tests.fleet.broker_support import RabbitMQ  # noqa: E402
 from tests.fleet.fleet_support import (  # noqa: E402
     ARCH,
+    CentralDebci,
     Worker,
     cli,
     collect_results,
@@ -92,6 +93,7 @@ def main() -> None:
         workers: list[Worker] = []
         try:
             tree = make_debci_tree(base / "debci")
+            central = CentralDebci(base / "central", broker.url, [ARCH])
             sources = base / "sources"
             locks = base / "locks"
             locks.mkdir()
@@ -160,8 +162,8 @@ def main() -> None:
                 "enqueue",
                 "--fleet",
                 str(fleet),
-                "--amqp",
-                broker.url,
+                "--debci-config",
+                str(central.config),
                 *(str(sources / n) for n in names),
             )
             t0 = time.monotonic()

@@ -16,7 +16,7 @@ APT_PACKAGES="
     python3-argparse-manpage
     fakeroot dpkg-dev zstd ca-certificates
     sbuild schroot python3-pexpect python3-yaml
-    debci rabbitmq-server amqp-tools python3-pika python3-apt
+    debci debci-collector ruby-webrick rabbitmq-server amqp-tools python3-pika python3-apt
     vulkan-tools mesa-vulkan-drivers vainfo
 "
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-from autopkgtest_hw.fleet.broker import BrokerSettings, settings_from_debci
+from autopkgtest_hw.base.errors import UsageError
+from autopkgtest_hw.fleet.broker import BrokerSettings, Transport, connect, settings_from_debci
 from autopkgtest_hw.fleet.profiles import DEFAULT_FLEET, ENV_FLEET, Fleet, fleet_path, read_fleet
+from autopkgtest_hw.fleet.route import Routing, route
 from autopkgtest_hw.source.archive import SourceEntry, read_source_tree, read_sources_index
 
 
@@ -18,17 +21,26 @@ def add_fleet_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_broker_options(parser: argparse.ArgumentParser) -> None:
+def add_broker_options(parser: argparse.ArgumentParser, *, url: bool = True) -> None:
     group = parser.add_argument_group("broker (default: debci's own configuration)")
-    group.add_argument(
-        "--amqp",
-        metavar="URL",
-        help="the AMQP broker, amqp://[user:password@]host[:port][/vhost]",
-    )
+    if url:
+        group.add_argument(
+            "--amqp",
+            metavar="URL",
+            help="the AMQP broker, amqp://[user:password@]host[:port][/vhost]",
+        )
     group.add_argument(
         "--debci-config",
         metavar="DIR",
         help="read the broker from this debci configuration directory (debci's -c)",
+    )
+
+
+def add_allow_idle_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-idle",
+        action="store_true",
+        help="route to profiles whose queue no worker consumes now (default: hold those jobs)",
     )
 
 
@@ -58,9 +70,37 @@ def load_fleet(args: argparse.Namespace) -> Fleet:
 
 
 def broker_settings(args: argparse.Namespace) -> BrokerSettings:
-    if args.amqp:
+    if getattr(args, "amqp", None):
         return BrokerSettings(url=args.amqp)
     return settings_from_debci(args.debci_config)
+
+
+@contextmanager
+def open_broker(args: argparse.Namespace) -> Iterator[Transport]:
+    """The command's one broker connection."""
+    with connect(broker_settings(args)) as broker:
+        yield broker
+
+
+def compute(args: argparse.Namespace, broker: Transport | None) -> tuple[Fleet, Routing]:
+    """The routing the arguments ask for; with ``broker``, by its queue depths and consumers."""
+    if not args.sources and not args.srcdirs:
+        raise UsageError("no packages: give --sources FILE or source directories")
+    fleet = load_fleet(args)
+    depths: dict[str, int | None] = {}
+    consumers: dict[str, int] | None = None
+    if broker is not None:
+        states = broker.states(p.queue for p in fleet)
+        depths = {q: (s.messages if s else None) for q, s in states.items()}
+        consumers = {q: (s.consumers if s else 0) for q, s in states.items()}
+    return fleet, route(
+        fleet,
+        entries(args),
+        matrix=args.matrix,
+        depths=depths,
+        consumers=consumers,
+        allow_idle=args.allow_idle,
+    )
 
 
 def entries(args: argparse.Namespace) -> Iterator[SourceEntry]:

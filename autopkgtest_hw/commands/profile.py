@@ -10,7 +10,12 @@ no tag: its workers are debci's own, started without --tag.  --declare makes
 the profile's queue on the broker the way debci declares queues (debci-worker
 declares only the untagged queue, and its consumer needs the queue to exist).
 --check detects this machine's hardware and compares it with the profile's
-saved inventory: a worker must not take jobs for GPUs it does not have.
+saved inventory: a worker must not take jobs for GPUs it does not have.  It
+also fails while the hwgpu backend has stopped this worker (its passthrough
+failed debci_hwgpu_max_tmpfails times in a row; the reason is printed),
+detects with the backend's PoCL/Mesa cache directory, and says when a device
+is there for root but not for this user (node permissions, an unwritable
+cache).
 
 Exit status: 0; 1 when the profile has no tag, no profile fits this host, or
 --check found a difference; 2 when the fleet file or an inventory cannot be
@@ -20,8 +25,11 @@ read or the broker refused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import socket
+from pathlib import Path
 
 from autopkgtest_hw.base import log
 from autopkgtest_hw.base.errors import Exit
@@ -30,10 +38,11 @@ from autopkgtest_hw.commands._common import add_inventory_option, add_json_optio
 from autopkgtest_hw.commands._fleet import (
     add_broker_options,
     add_fleet_option,
-    broker_settings,
     load_fleet,
+    open_broker,
 )
-from autopkgtest_hw.fleet.broker import connect
+from autopkgtest_hw.fleet.broker import BrokerError, debci_config
+from autopkgtest_hw.fleet.health import state_dir, stopped, use_caches, user_hints
 from autopkgtest_hw.fleet.profiles import Fleet, Profile, check_host
 from autopkgtest_hw.virt.backends import availability
 
@@ -62,18 +71,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_broker_options(parser)
 
 
+def _state(args: argparse.Namespace) -> Path | None:
+    """The hwgpu backend's state directory, where debci's configuration says."""
+    if args.debci_config is None and shutil.which("debci") is None:
+        return None
+    values = debci_config(["data_basedir"], args.debci_config)
+    with contextlib.suppress(BrokerError):  # 'debci config' fails on a key that is not set
+        values.update(debci_config(["hwgpu_state_dir"], args.debci_config))
+    return state_dir(values)
+
+
 def _check(fleet: Fleet, profile: Profile, args: argparse.Namespace) -> int:
+    state = _state(args)
+    if state is not None:
+        why = stopped(state)
+        if why:
+            log.error(f"profile {profile.name}: this worker {why}")
+            return Exit.FAILED
+        if not args.inventory:
+            use_caches(state)  # detect as the backend runs: PoCL's cache where it may write
     saved = fleet.inventory(profile)
     actual = get_inventory(args)
-    if saved is None or profile.inventory_path == "detect":
-        return Exit.OK  # nothing promised beyond what is here
-    problems = check_host(saved, actual, profile)
-    for p in problems:
-        log.error(f"profile {profile.name}: {p}")
     for name, can in availability(actual):
         (log.info if can.ok else log.warning)(
             f"testbed {name}: {'can' if can.ok else 'cannot'} have devices passed in ({can.reason})"
         )
+    if saved is None or profile.inventory_path == "detect":
+        return Exit.OK  # nothing promised beyond what is here
+    problems = check_host(saved, actual, profile)
+    if problems:
+        problems += user_hints(saved, actual)
+    for p in problems:
+        log.error(f"profile {profile.name}: {p}")
     return Exit.FAILED if problems else Exit.OK
 
 
@@ -114,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         if status:
             return status
     if args.declare:
-        with connect(broker_settings(args)) as broker:
+        with open_broker(args) as broker:
             broker.declare(profile.queue)
         log.info(f"declared queue {profile.queue}")
     if args.json:

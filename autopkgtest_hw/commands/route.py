@@ -11,13 +11,16 @@ package that has autopkgtests:
   neither            a CPU package: ordinary profiles only, never a GPU one
 
 By default each package gets one job, on the fitting profile whose queue is
-shortest now (depths read from the broker; --no-broker counts from zero);
+shortest now (depths read from the broker; --no-broker counts from zero).
+Only profiles with a live worker (a consumer on their queue, as the broker
+reports it) are chosen: a job whose fitting profiles are all idle is held,
+with the reason, unless --allow-idle;
 --matrix gives one job on every fitting hardware (profiles with the same
 devices count as one).  A package that fits no
 profile is listed with the closest profile and why it fell short.
 
 Exit status: 0 when every package with tests was routed, 1 when some were
-unroutable or in error (all listed), 2 when the fleet file, an index or the
+held, unroutable or in error (all listed), 2 when the fleet file, an index or the
 broker cannot be used.
 """
 
@@ -26,20 +29,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from autopkgtest_hw.base.errors import Exit, UsageError
+from autopkgtest_hw.base.errors import Exit
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.commands._common import add_json_option
 from autopkgtest_hw.commands._fleet import (
+    add_allow_idle_option,
     add_broker_options,
     add_fleet_option,
     add_package_options,
-    broker_settings,
-    entries,
-    load_fleet,
+    compute,
+    open_broker,
 )
-from autopkgtest_hw.fleet.broker import BrokerError, connect
-from autopkgtest_hw.fleet.profiles import Fleet
-from autopkgtest_hw.fleet.route import Routing, route
+from autopkgtest_hw.fleet.broker import BrokerError
+from autopkgtest_hw.fleet.route import Routing
 
 HELP = "route source packages to the fleet profiles whose hardware fits"
 
@@ -49,36 +51,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_package_options(parser)
     add_fleet_option(parser)
     add_json_option(parser)
+    add_allow_idle_option(parser)
     parser.add_argument(
         "--no-broker",
         action="store_true",
-        help="do not read queue depths from the broker (every queue counts as empty)",
+        help="do not ask the broker (every queue counts as empty and as having a worker)",
     )
     add_broker_options(parser)
 
 
-def compute(args: argparse.Namespace, *, need_depths: bool) -> tuple[Fleet, Routing]:
-    """The routing the arguments ask for."""
-    if not args.sources and not args.srcdirs:
-        raise UsageError("no packages: give --sources FILE or source directories")
-    fleet = load_fleet(args)
-    depths: dict[str, int | None] = {}
-    if need_depths and not args.matrix:
-        try:
-            with connect(broker_settings(args)) as broker:
-                depths = broker.depths(p.queue for p in fleet)
-        except BrokerError as exc:
-            raise BrokerError(f"{exc} (--no-broker routes without queue depths)") from None
-    return fleet, route(fleet, entries(args), matrix=args.matrix, depths=depths)
-
-
 def run(args: argparse.Namespace) -> int:
-    _fleet, routing = compute(args, need_depths=not args.no_broker)
+    if args.no_broker:
+        _fleet, routing = compute(args, None)
+    else:
+        try:
+            with open_broker(args) as broker:
+                _fleet, routing = compute(args, broker)
+        except BrokerError as exc:
+            raise BrokerError(f"{exc} (--no-broker routes without the broker)") from None
     if args.json:
         print(json.dumps(routing.to_dict(), indent=2))
     else:
         print(render(routing))
-    return Exit.FAILED if routing.unroutable or routing.errors else Exit.OK
+    return Exit.FAILED if routing.unroutable or routing.errors or routing.held else Exit.OK
 
 
 def render(r: Routing) -> str:
@@ -91,6 +86,9 @@ def render(r: Routing) -> str:
         lines.append(f"{'PACKAGE':<{width}}{'PROFILE':<{pw}}{'QUEUE':<{qw}}WHY")
         for j in r.jobs:
             lines.append(f"{safe(j.package):<{width}}{j.profile:<{pw}}{j.queue:<{qw}}{safe(j.why)}")
+    if r.held:
+        lines += ["", "Held (no live worker):"]
+        lines += [f"  {safe(h.package)} ({', '.join(h.profiles)}): {h.reason}" for h in r.held]
     if r.unroutable:
         lines += ["", "Fits no profile:"]
         for u in r.unroutable:
@@ -104,7 +102,7 @@ def render(r: Routing) -> str:
     lines += [
         "",
         f"{r.packages} packages: {len(r.jobs)} jobs on {profiles} profiles ({r.policy}),"
-        f" {len(r.unroutable)} fit no profile, {len(r.errors)} in error,"
+        f" {len(r.held)} held, {len(r.unroutable)} fit no profile, {len(r.errors)} in error,"
         f" {r.without_tests} without autopkgtests.",
     ]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from autopkgtest_hw.base.errors import HwError
@@ -49,8 +49,8 @@ class BrokerSettings:
         return safe(re.sub(r":[^/@]*@", ":*********@", self.url))
 
 
-def settings_from_debci(config_dir: str | None = None) -> BrokerSettings:
-    """Read debci's AMQP settings with ``debci config`` (its own config loading)."""
+def debci_config(keys: Iterable[str], config_dir: str | None = None) -> dict[str, str]:
+    """Values of debci's configuration, read with ``debci config`` (its own loading)."""
     debci = shutil.which("debci")
     if debci is None:
         raise BrokerError("debci is not installed: give the broker with --amqp URL")
@@ -59,7 +59,7 @@ def settings_from_debci(config_dir: str | None = None) -> BrokerSettings:
         env["debci_config_dir"] = config_dir
     try:
         proc = subprocess.run(
-            [debci, "config", *_DEBCI_KEYS],
+            [debci, "config", *keys],
             capture_output=True,
             text=True,
             env=env,
@@ -71,9 +71,15 @@ def settings_from_debci(config_dir: str | None = None) -> BrokerSettings:
     if proc.returncode != 0:
         raise BrokerError(f"'debci config' failed: {safe(proc.stderr.strip())}")
     values: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in proc.stdout.splitlines()[:100]:
         key, _, value = line.partition("=")
         values[key.strip()] = value.strip()
+    return values
+
+
+def settings_from_debci(config_dir: str | None = None) -> BrokerSettings:
+    """Read debci's AMQP settings with ``debci config`` (its own config loading)."""
+    values = debci_config(_DEBCI_KEYS, config_dir)
     url = values.get("amqp_server") or "amqp://localhost"
     return BrokerSettings(
         url=url,
@@ -114,6 +120,45 @@ def _parameters(settings: BrokerSettings) -> Any:
     return params
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """What the broker says of a queue: messages waiting, workers consuming."""
+
+    messages: int
+    consumers: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message taken off a queue, not yet acknowledged."""
+
+    body: bytes
+    priority: int
+    tag: int
+
+
+class Transport(Protocol):
+    """The fleet's one seam to its broker: every command opens one, once.
+
+    :class:`Broker` (RabbitMQ through pika) is the one implementation; a test
+    that needs no broker uses none (``route --no-broker``), never a fake.
+    """
+
+    def state(self, queue: str) -> QueueState | None: ...
+
+    def states(self, queues: Iterable[str]) -> dict[str, QueueState | None]: ...
+
+    def declare(self, queue: str) -> None: ...
+
+    def publish(self, queue: str, body: bytes, priority: int) -> None: ...
+
+    def take(self, queue: str) -> Message | None: ...
+
+    def ack(self, message: Message) -> None: ...
+
+    def give_back(self, message: Message) -> None: ...
+
+
 class Broker:
     """One connection and channel; use as ``with connect(settings) as broker``."""
 
@@ -127,8 +172,8 @@ class Broker:
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
 
-    def depth(self, queue: str) -> int | None:
-        """Messages waiting in ``queue``; None when no one has declared it."""
+    def state(self, queue: str) -> QueueState | None:
+        """Messages waiting in ``queue`` and its consumers; None when no one has declared it."""
         import pika.exceptions
 
         check_queue_name(queue)
@@ -139,10 +184,26 @@ class Broker:
             if exc.reply_code == 404:
                 return None
             raise BrokerError(f"queue {queue}: {safe(exc.reply_text)}") from None
-        return int(result.method.message_count)
+        return QueueState(int(result.method.message_count), int(result.method.consumer_count))
 
-    def depths(self, queues: Iterable[str]) -> dict[str, int | None]:
-        return {q: self.depth(q) for q in dict.fromkeys(queues)}
+    def states(self, queues: Iterable[str]) -> dict[str, QueueState | None]:
+        return {q: self.state(q) for q in dict.fromkeys(queues)}
+
+    def take(self, queue: str) -> Message | None:
+        """The next message of ``queue`` (unacknowledged), or None when it is empty or absent."""
+        if self.state(queue) is None:
+            return None
+        method, props, body = self._channel.basic_get(queue, auto_ack=False)
+        if method is None:
+            return None
+        return Message(bytes(body), int(props.priority or 0), int(method.delivery_tag))
+
+    def ack(self, message: Message) -> None:
+        self._channel.basic_ack(message.tag)
+
+    def give_back(self, message: Message) -> None:
+        """Return an unacknowledged message to its queue (it keeps its place)."""
+        self._channel.basic_nack(message.tag, requeue=True)
 
     def declare(self, queue: str) -> None:
         """Declare ``queue`` as debci does; an existing queue must have the same settings."""

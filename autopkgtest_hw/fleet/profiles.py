@@ -43,6 +43,7 @@ HARDWARE_BACKEND = "hwgpu"
 ORDINARY_BACKEND = "lxc"  # debci's own default backend
 DETECT = "detect"
 QUEUE_PREFIX = "debci-tests"
+DEBCI_ARCH_SEP = "+"
 
 #: debci joins several tags with "_", so a profile name (a tag) never has one.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
@@ -78,6 +79,16 @@ class Profile:
         return "" if self.ordinary else self.name
 
     @property
+    def debci_arch(self) -> str:
+        """The architecture debci records this profile's jobs under: ``amd64+h100``.
+
+        debci keeps history, status and pages per (package, suite, arch), so a
+        job on each profile is its own row without changing debci; an ordinary
+        profile's jobs are debci's usual ones (plain ``amd64``).
+        """
+        return self.arch if self.ordinary else f"{self.arch}{DEBCI_ARCH_SEP}{self.name}"
+
+    @property
     def queue(self) -> str:
         base = f"{QUEUE_PREFIX}-{self.arch}-{self.backend}"
         return base if self.ordinary else f"{base}_{self.tag}"
@@ -90,6 +101,7 @@ class Profile:
             "ordinary": self.ordinary,
             "tag": self.tag,
             "queue": self.queue,
+            "debci_arch": self.debci_arch,
             "inventory": self.inventory_path,
             "hosts": list(self.hosts),
             "description": self.description,
@@ -107,6 +119,9 @@ class Fleet:
 
     def get(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
+
+    def by_debci_arch(self, debci_arch: str) -> Profile | None:
+        return next((p for p in self.profiles if p.debci_arch == debci_arch), None)
 
     def for_host(self, host: str) -> list[Profile]:
         short = host.split(".", 1)[0]

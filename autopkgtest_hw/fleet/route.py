@@ -23,6 +23,11 @@ with the same devices share, shortest queue first); the default makes one
 job on the fitting profile whose queue is shortest (broker depth plus what
 this run has already given it; ties go to the profile listed first).  A
 package that fits nowhere is reported with the closest profile and why.
+
+Only live profiles are chosen: where the broker's consumer counts are known
+(``consumers``), a profile whose queue no worker consumes is never picked;
+a package whose fitting profiles are all idle is *held* with that reason
+(``allow_idle`` queues it anyway, for workers that will come).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class Job:
     queue: str
     arch: str
     why: str
+    debci_arch: str = ""  # the architecture debci records the job under (arch+profile)
+    backend: str = ""  # the debci backend of the profile's queue
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +74,7 @@ class Job:
             "profile": self.profile,
             "queue": self.queue,
             "architecture": self.arch,
+            "debci_arch": self.debci_arch or self.arch,
             "why": self.why,
         }
 
@@ -90,6 +98,18 @@ class Unroutable:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A job not given: its fitting profiles have no live worker."""
+
+    package: str
+    profiles: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"package": self.package, "profiles": list(self.profiles), "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Problem:
     package: str
     origin: str
@@ -103,7 +123,9 @@ class Problem:
 class Routing:
     policy: str
     depths: dict[str, int | None]
+    consumers: dict[str, int] | None = None
     jobs: list[Job] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
     unroutable: list[Unroutable] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
     without_tests: int = 0
@@ -115,7 +137,9 @@ class Routing:
             "packages": self.packages,
             "without_tests": self.without_tests,
             "queue_depths": self.depths,
+            "queue_consumers": self.consumers,
             "jobs": [j.to_dict() for j in self.jobs],
+            "held": [h.to_dict() for h in self.held],
             "unroutable": [u.to_dict() for u in self.unroutable],
             "errors": [e.to_dict() for e in self.errors],
         }
@@ -136,12 +160,16 @@ class Router:
         *,
         matrix: bool = False,
         depths: Mapping[str, int | None] | None = None,
+        consumers: Mapping[str, int] | None = None,
+        allow_idle: bool = False,
     ) -> None:
         self.fleet = fleet
         self.matrix = matrix
+        self.allow_idle = allow_idle
         self.routing = Routing(
             POLICY_MATRIX if matrix else POLICY_SHORTEST,
             dict(depths) if depths else {},
+            dict(consumers) if consumers is not None else None,
         )
         self._load = {p.queue: (self.routing.depths.get(p.queue) or 0) for p in fleet}
         self._order = {p.name: i for i, p in enumerate(fleet)}
@@ -376,6 +404,24 @@ class Router:
             )
         return self._signatures[profile.name]
 
+    def equivalents(self, profile: Profile) -> list[Profile]:
+        """The profiles with the same hardware as ``profile`` (itself first)."""
+        same = [p for p in self.fleet if p is not profile and p.arch == profile.arch]
+        same = [p for p in same if self._hardware(p) == self._hardware(profile)]
+        return [profile, *same]
+
+    def _live(self, profile: Profile) -> bool:
+        consumers = self.routing.consumers
+        return self.allow_idle or consumers is None or consumers.get(profile.queue, 0) > 0
+
+    def _hold(self, entry: SourceEntry, idle: list[Profile]) -> None:
+        queues = ", ".join(p.queue for p in idle)
+        reason = (
+            f"no live worker: no consumer on {queues} (start the profile's debci-worker,"
+            " or queue it anyway with --allow-idle)"
+        )
+        self.routing.held.append(Held(entry.package, tuple(p.name for p in idle), reason))
+
     def _choose(self, entry: SourceEntry, fitting: list[Profile], why: str) -> None:
         if self.matrix:
             # One job per distinct hardware: two profiles of the same GPUs (two
@@ -383,13 +429,29 @@ class Router:
             groups: dict[tuple[object, ...], list[Profile]] = {}
             for p in fitting:
                 groups.setdefault(self._hardware(p), []).append(p)
-            chosen = [min(g, key=lambda p: self._load[p.queue]) for g in groups.values()]
+            pools = list(groups.values())
         else:
-            chosen = [min(fitting, key=lambda p: self._load[p.queue])]
+            pools = [fitting]
+        chosen = []
+        for pool in pools:
+            live = [p for p in pool if self._live(p)]
+            if not live:
+                self._hold(entry, pool)
+                continue
+            chosen.append(min(live, key=lambda p: self._load[p.queue]))
         for p in chosen:
             self._load[p.queue] += 1
             self.routing.jobs.append(
-                Job(entry.package, entry.version, p.name, p.queue, p.arch, why)
+                Job(
+                    entry.package,
+                    entry.version,
+                    p.name,
+                    p.queue,
+                    p.arch,
+                    why,
+                    p.debci_arch,
+                    p.backend,
+                )
             )
 
     def _unroutable(
@@ -424,8 +486,10 @@ def route(
     *,
     matrix: bool = False,
     depths: Mapping[str, int | None] | None = None,
+    consumers: Mapping[str, int] | None = None,
+    allow_idle: bool = False,
 ) -> Routing:
-    router = Router(fleet, matrix=matrix, depths=depths)
+    router = Router(fleet, matrix=matrix, depths=depths, consumers=consumers, allow_idle=allow_idle)
     for entry in entries:
         router.add(entry)
     return router.routing

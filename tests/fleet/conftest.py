@@ -19,6 +19,7 @@ def _need_tools() -> None:
         for name, there in (
             ("rabbitmq-server", RABBITMQ_SERVER.exists()),
             ("debci", (DEBCI / "bin" / "debci-worker").exists()),
+            ("debci-collector", (DEBCI / "bin" / "debci-enqueue").exists()),
             ("amqp-tools", shutil.which("amqp-consume") is not None),
             ("autopkgtest", shutil.which("autopkgtest") is not None),
         )

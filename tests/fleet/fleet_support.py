@@ -44,10 +44,132 @@ def debci_status(exitcode: int) -> str:
 
 
 def make_debci_tree(dest: Path) -> Path:
+    """debci's tree with this checkout's hwgpu backend (never an installed one)."""
+    ignore = shutil.ignore_patterns("hwgpu")
     for sub in ("bin", "lib", "backends"):
-        shutil.copytree(DEBCI / sub, dest / sub, symlinks=True)
+        shutil.copytree(DEBCI / sub, dest / sub, symlinks=True, ignore=ignore)
     shutil.copytree(ROOT / "debci" / "backends" / "hwgpu", dest / "backends" / "hwgpu")
     return dest
+
+
+class CentralDebci:
+    """debci's central host: configuration, its database (migrated), and on demand
+    its own collector and web app (``rackup`` of debci's config.ru) on loopback."""
+
+    def __init__(self, base: Path, broker_url: str, arch_list: list[str]) -> None:
+        self.config = base / "config"
+        self.data = base / "data"
+        self.config.mkdir(parents=True)
+        self.data.mkdir()
+        conf = {
+            "debci_amqp_server": broker_url,
+            "debci_data_basedir": str(self.data),
+            "debci_arch": ARCH,
+            "debci_arch_list": " ".join(arch_list),
+            "debci_suite": "unstable",
+            "debci_backend": "hwgpu",
+        }
+        (self.config / "debci.conf").write_text("".join(f"{k}='{v}'\n" for k, v in conf.items()))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.port = 0
+        self.run("migrate")
+
+    def env(self) -> dict[str, str]:
+        e = env()
+        e["debci_config_dir"] = str(self.config)
+        return e
+
+    def run(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["debci", *args], env=self.env(), capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def ruby(self, code: str) -> str:
+        """debci's own model, as its CLI programs use it."""
+        proc = subprocess.run(
+            ["ruby", "-e", code], env=self.env(), capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def _start(self, argv: list[str], name: str) -> None:
+        with open(self.data.parent / f"{name}.log", "wb") as out:
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    env=self.env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.data.parent,
+                )
+            )
+
+    def log(self, name: str) -> str:
+        return (self.data.parent / f"{name}.log").read_text(errors="replace")
+
+    def start_collector(self) -> None:
+        self._start(["debci", "collector"], "collector")
+
+    def start_web(self) -> None:
+        from .broker_support import free_port
+
+        self.port = free_port()
+        argv = [
+            "rackup",
+            "-E",
+            "production",
+            "-o",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            str(DEBCI / "config.ru"),
+        ]
+        self._start(argv, "web")
+        wait_for("debci's web app answers", lambda: self._answers())
+
+    def _answers(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        assert self.procs[-1].poll() is None, self.log("web")[-3000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/auth", timeout=5)
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    def http(self, path: str, *, key: str | None = None, post: bool = False) -> tuple[int, str]:
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=b"" if post else None
+        )
+        if key:
+            req.add_header("Auth-Key", key)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            _wait_group_gone(proc.pid)
+        self.procs = []
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -108,7 +230,7 @@ class Worker:
         argv = [str(tree / "bin" / "debci-worker")]
         if tag:
             argv += ["--tag", tag]
-        with open(self.log, "wb") as out:
+        with open(self.log, "ab") as out:  # O_APPEND: the backend adds its lines too
             self.proc = subprocess.Popen(
                 argv,
                 env=e,
@@ -118,6 +240,21 @@ class Worker:
                 start_new_session=True,
                 cwd=self.dir,
             )
+        # debci >= 3.7: the worker leaves its results in a directory and
+        # debci-publisher (a daemon of its own on each worker host) sends them.
+        self.publisher: subprocess.Popen[bytes] | None = None
+        publisher = tree / "bin" / "debci-publisher"
+        if publisher.exists():
+            with open(self.dir / "publisher.log", "ab") as out:
+                self.publisher = subprocess.Popen(
+                    [str(publisher)],
+                    env=e,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.dir,
+                )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -143,6 +280,24 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.wait()
         _wait_group_gone(self.proc.pid)
+        if self.publisher is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.publisher.pid, signal.SIGKILL)
+            self.publisher.wait()
+            _wait_group_gone(self.publisher.pid)
+
+
+def _group_running(pgid: int) -> bool:
+    """A process of the group is still running (zombies do not count: in a PID
+    namespace whose init is pytest, an orphan is never reaped)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _wait_group_gone(pgid: int) -> None:
@@ -151,6 +306,8 @@ def _wait_group_gone(pgid: int) -> None:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
+            return
+        if not _group_running(pgid):
             return
         time.sleep(0.1)
 

@@ -10,8 +10,10 @@ autopkgtest through our hwgpu backend around null testbeds:
   a100        a saved inventory whose device node is missing: the passthrough
               check fails, which must be a tmpfail and never a fail
 
-Packages are enqueued with 'autopkgtest-hw enqueue --matrix'; the results are
-read back from debci's results queue.
+Packages are enqueued with 'autopkgtest-hw enqueue --matrix' (debci jobs, made
+with debci's own 'debci enqueue' in a central debci configuration); the
+results are read back from debci's results queue (test_debci_jobs.py has
+debci's collector record them).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +33,7 @@ from tests.e2e.fixtures import fake_nvidia, make_char_device, save_inventory
 from .broker_support import RabbitMQ
 from .fleet_support import (
     ARCH,
+    CentralDebci,
     Worker,
     cli,
     collect_results,
@@ -53,6 +57,7 @@ class Fleet:
     broker: RabbitMQ
     workers: dict[str, Worker]
     queues: dict[str, str]
+    debci: CentralDebci
 
 
 def _packages(sources: Path, nodes: list[str], markers: Path) -> None:
@@ -132,6 +137,7 @@ def fleet(
     _packages(sources, nodes, markers)
     shutil.copytree(EXAMPLE, sources / "hwdemo")
     url = rabbitmq.url
+    debci = CentralDebci(base / "central", url, [ARCH])
     queues = {}
     for name in ("cpu", "pocl", "h100", "a100"):
         info = json.loads(cli("profile", "--fleet", str(fleet_file), "--json", name).stdout)
@@ -165,24 +171,24 @@ def fleet(
         all_workers = list(workers.values())
         for profile, n in (("cpu", 1), ("pocl", 1), ("h100", 2), ("a100", 1)):
             wait_consumers(url, queues[profile], n, all_workers)
-        yield Fleet(fleet_file, sources, markers, rabbitmq, workers, queues)
+        yield Fleet(fleet_file, sources, markers, rabbitmq, workers, queues, debci)
     finally:
         for w in workers.values():
             w.stop()
 
 
-def _enqueue(f: Fleet, *packages: str, matrix: bool = True) -> dict[str, object]:
-    argv = ["enqueue", "--fleet", str(f.path), "--amqp", f.broker.url, "--json"]
+def _enqueue(f: Fleet, *packages: str, matrix: bool = True) -> dict[str, Any]:
+    argv = ["enqueue", "--fleet", str(f.path), "--debci-config", str(f.debci.config), "--json"]
     argv += ["--trigger", "fleet-test/1"] + (["--matrix"] if matrix else [])
     proc = cli(*argv, *(str(f.sources / p) for p in packages), check=False)
     assert proc.returncode in (0, 1), proc.stderr
-    out: dict[str, object] = json.loads(proc.stdout)
+    out: dict[str, Any] = json.loads(proc.stdout)
     return out
 
 
 def test_each_job_runs_where_it_fits_and_nowhere_else(fleet: Fleet) -> None:
     out = _enqueue(fleet, "cpu-only", "fail-pkg", "ocl-pkg", "cuda-pkg", "mixed-pkg", "rocm-pkg")
-    published = {(p["package"], p["profile"]) for p in out["published"]}  # type: ignore[attr-defined,index]
+    published = {(p["package"], p["profile"]) for p in out["enqueued"]}
     expected = {
         ("cpu-only", "cpu"),
         ("fail-pkg", "cpu"),
@@ -193,12 +199,12 @@ def test_each_job_runs_where_it_fits_and_nowhere_else(fleet: Fleet) -> None:
         ("mixed-pkg", "pocl"),
     }
     assert published == expected
-    [unroutable] = out["unroutable"]  # type: ignore[misc]
+    [unroutable] = out["unroutable"]
     assert unroutable["package"] == "rocm-pkg"
     assert unroutable["closest"] is not None
     assert "rocm:gfx90a not satisfied" in unroutable["reasons"][0]
-    requests = {p["request"] for p in out["published"]}  # type: ignore[attr-defined,index]
-    assert "cuda-pkg unstable trigger:fleet-test/1" in requests
+    requests = {p["message"] for p in out["enqueued"]}
+    assert "cuda-pkg unstable run-id:NEW trigger:fleet-test%2F1" in requests
 
     results = collect_results(fleet.broker.url, len(expected))
     got = {(r.package, r.profile): r for r in results}
@@ -231,7 +237,7 @@ def test_each_job_runs_where_it_fits_and_nowhere_else(fleet: Fleet) -> None:
 
 def test_worker_killed_mid_job_the_job_is_redelivered(fleet: Fleet) -> None:
     out = _enqueue(fleet, "slow-pkg")
-    assert [p["profile"] for p in out["published"]] == ["h100"]  # type: ignore[attr-defined,index]
+    assert [p["profile"] for p in out["enqueued"]] == ["h100"]
     wait_for("slow-pkg started", lambda: len(list(fleet.markers.glob("started.*"))) == 1)
     [first] = [
         fleet.workers[w]
@@ -292,13 +298,16 @@ def test_route_picks_the_shortest_queue_from_the_broker(fleet: Fleet, tmp_path: 
     cli("profile", "--fleet", str(fleet_file), "--declare", "--amqp", fleet.broker.url, "busy")
     for _ in range(3):
         publish_raw(fleet.broker.url, busy, b"placeholder unstable")
+    # No worker consumes either queue: --allow-idle lets the depths alone decide.
     argv = ["route", "--fleet", str(fleet_file), "--amqp", fleet.broker.url, "--json"]
+    argv.append("--allow-idle")
     out = json.loads(cli(*argv, str(fleet.sources / "cuda-pkg")).stdout)
     assert [j["profile"] for j in out["jobs"]] == ["idle"]
     assert out["queue_depths"][busy] == 3
     # The broker as debci's own configuration names it (debci config amqp_server).
     debci_conf = fleet.workers["cpu"].dir / "config"
     argv2 = ["route", "--fleet", str(fleet_file), "--debci-config", str(debci_conf), "--json"]
+    argv2.append("--allow-idle")
     out = json.loads(cli(*argv2, str(fleet.sources / "cuda-pkg")).stdout)
     assert out["queue_depths"][busy] == 3
     # Without the broker's depths, the first profile listed gets it.
@@ -315,9 +324,10 @@ def test_the_example_package_runs_its_opencl_test_on_the_pocl_worker(
     small.write_text(
         "\n\n".join(s for s in text if s.startswith(("Profile: cpu", "Profile: pocl")))
     )
-    argv = ["enqueue", "--fleet", str(small), "--amqp", fleet.broker.url, "--json"]
+    argv = ["enqueue", "--fleet", str(small), "--debci-config", str(fleet.debci.config)]
+    argv.append("--json")
     out = json.loads(cli(*argv, str(fleet.sources / "hwdemo")).stdout)
-    assert [(p["package"], p["profile"]) for p in out["published"]] == [("hwdemo", "pocl")]
+    assert [(p["package"], p["profile"]) for p in out["enqueued"]] == [("hwdemo", "pocl")]
     [result] = collect_results(fleet.broker.url, 1)
     assert (result.package, result.profile, result.status) == ("hwdemo", "pocl", "pass"), (
         result.log[-3000:]

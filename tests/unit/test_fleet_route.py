@@ -293,7 +293,10 @@ def test_arch_wildcards() -> None:
 
 
 def test_request_line_checks_every_word() -> None:
-    assert request_line("pocl", "unstable", "pocl/6.0-1") == "pocl unstable trigger:pocl/6.0-1"
+    assert (
+        request_line("pocl", "unstable", "pocl/6.0-1")
+        == "pocl unstable run-id:NEW trigger:pocl%2F6.0-1"
+    )
     for bad in (("Bad", "unstable", None), ("ok", "uns table", None), ("ok", "sid", "a b")):
         with pytest.raises(RequestError):
             request_line(*bad)
@@ -305,11 +308,25 @@ def test_route_command_json_and_exit_status(
     index = tmp_path / "Sources"
     index.write_text(SOURCES)
     argv = ["route", "--fleet", str(fleet_file), "--sources", str(index), "--matrix", "--json"]
+    argv.append("--no-broker")
     assert main(argv) == 1  # gfx942pkg fits nowhere, two in error
     out = json.loads(capsys.readouterr().out)
     assert out["policy"] == "matrix" and len(out["jobs"]) == 10
     assert out["unroutable"][0]["closest"] == "mi210"
-    assert main(["route", "--fleet", str(fleet_file), "--sources", str(index), "--matrix"]) == 1
+    assert (
+        main(
+            [
+                "route",
+                "--fleet",
+                str(fleet_file),
+                "--sources",
+                str(index),
+                "--matrix",
+                "--no-broker",
+            ]
+        )
+        == 1
+    )
     text = capsys.readouterr().out
     assert "gfx942pkg (needs rocm:gfx942): closest: mi210" in text
     assert "10 jobs on" in text
@@ -339,7 +356,8 @@ def test_commands_report_unusable_input_without_traceback(
     assert main(argv) == 1
     assert "cannot read inventory" in capsys.readouterr().out
     assert main(["route", "--fleet", str(f), "--sources", str(tmp_path / "nope")]) == 2
-    argv = ["enqueue", "--fleet", str(f), "--amqp", "amqp://127.0.0.1:1/", str(tmp_path)]
+    conf = _debci_config(tmp_path, "amqp://127.0.0.1:1/")
+    argv = ["enqueue", "--fleet", str(f), "--debci-config", conf, str(tmp_path)]
     assert main(argv) == 2
     assert "cannot connect" in capsys.readouterr().err
 
@@ -392,11 +410,20 @@ def test_broker_settings_never_show_the_password() -> None:
         check_queue_name("a queue\n")
 
 
+def _debci_config(tmp_path: Path, url: str) -> str:
+    """A debci configuration directory naming the broker (enqueue reads debci's)."""
+    conf = tmp_path / "debci-config"
+    conf.mkdir(exist_ok=True)
+    (conf / "debci.conf").write_text(f"debci_amqp_server='{url}'\n")
+    return str(conf)
+
+
 def test_enqueue_reports_a_broker_url_it_cannot_use(
     fleet_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tree = _tree(tmp_path, "cputree", "Tests: t\n")
-    argv = ["enqueue", "--fleet", str(fleet_file), "--amqp", "http://user:pw@host/", tree]
+    conf = _debci_config(tmp_path, "http://user:pw@host/")
+    argv = ["enqueue", "--fleet", str(fleet_file), "--debci-config", conf, tree]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "not an AMQP URL" in err and "pw" not in err
