@@ -3,8 +3,8 @@
 ``root(suite)`` is a directory made with mmdebstrap holding that release's
 debci, debci-collector, debci-worker, rabbitmq-server and autopkgtest, kept
 under ~/.cache/autopkgtest-hw/ (built once, 6 to 9 minutes from the Debian
-mirror).  The legs run only with ``AUTOPKGTEST_HW_DEBCI_ROOTS=1`` (CI's
-release job): trixie's passes, sid's does not yet (debci 4.4 has no
+mirror).  The legs run only with ``AUTOPKGTEST_HW_DEBCI_ROOTS=1`` (both) or
+``=trixie`` (what .ci/run sets): trixie's passes, sid's does not yet (debci 4.4 has no
 tagged queues; docs/debci.md, "debci versions").
 ``run_in_root`` runs a command there as root in new mount and PID
 namespaces, with this checkout at /srv/autopkgtest-hw: when it ends, every
@@ -20,7 +20,6 @@ import subprocess
 from pathlib import Path
 
 CACHE = Path.home() / ".cache" / "autopkgtest-hw"
-MIRROR = "http://deb.debian.org/debian"
 ENV_BUILD = "AUTOPKGTEST_HW_DEBCI_ROOTS"
 SRC = "/srv/autopkgtest-hw"
 PACKAGES = (
@@ -31,6 +30,12 @@ PACKAGES = (
 BUILD_WITHIN = 1800
 
 
+def wanted(suite: str) -> bool:
+    """``AUTOPKGTEST_HW_DEBCI_ROOTS``: ``1`` (every leg) or the suites, comma-separated."""
+    value = os.environ.get(ENV_BUILD, "")
+    return value == "1" or suite in value.split(",")
+
+
 def path(suite: str) -> Path:
     return CACHE / f"debci-{suite}-amd64"
 
@@ -38,7 +43,7 @@ def path(suite: str) -> Path:
 def root(suite: str) -> Path | None:
     """The root (cached, or built now); None unless the legs are asked for."""
     dest = path(suite)
-    if os.environ.get(ENV_BUILD) != "1":
+    if not wanted(suite):
         return None
     stamp = dest / "etc" / "autopkgtest-hw-packages"
     if stamp.exists() and stamp.read_text().strip() == PACKAGES:
@@ -65,8 +70,7 @@ def _build(suite: str, dest: Path) -> None:
                 # A machine whose clock is ahead of the mirror's Valid-Until.
                 '--aptopt=Acquire::Check-Valid-Until "false"',
                 suite,
-                str(tmp),
-                MIRROR,
+                str(tmp),  # mmdebstrap's default mirror: Debian's archive
             ],
             check=True,
             timeout=BUILD_WITHIN,
