@@ -205,7 +205,7 @@ def _client_of(spec: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def descends_from(pid: int, client: tuple[int, int]) -> bool:
-    """Whether ``pid`` is the client (as it was when the keeper started) or one of its descendants."""
+    """Whether ``pid`` is the client (as it was when the keeper started) or a descendant."""
     ancestor, started = client
     if ancestor <= 1 or start_time(ancestor) != started:
         return False  # the client is gone (its pid may belong to another process now)

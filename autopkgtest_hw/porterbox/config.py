@@ -17,6 +17,7 @@ and its directory: a policy another user could have written is refused.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -171,10 +172,8 @@ def groups_of(uid: int) -> tuple[str, set[str]]:
     except KeyError:
         return str(uid), set()
     names = {g.gr_name for g in grp.getgrall() if pw.pw_name in g.gr_mem}
-    try:
+    with contextlib.suppress(KeyError):
         names.add(grp.getgrgid(pw.pw_gid).gr_name)
-    except KeyError:
-        pass
     return pw.pw_name, names
 
 

@@ -188,7 +188,7 @@ class Session:
         try:
             while self.state != "over":
                 self._tick()
-        except Exception as exc:  # noqa: BLE001 - said to the user, then torn down as usual
+        except Exception as exc:  # said to the user, then torn down as usual
             self.say(
                 f"internal error ({safe(type(exc).__name__)}: {safe(exc)}): ending the session"
             )
@@ -453,10 +453,11 @@ class Session:
             return {"error": "extend by a positive duration"}
         length = self._length() + seconds
         if length > self.spec.max_for + 1:
+            now_until = int(time.time() + self.deadline - time.monotonic())
             return {
                 "error": f"session {self.spec.name} would last {format_duration(length)};"
                 f" this host allows at most {format_duration(self.spec.max_for)} (max-for in"
-                f" porterbox.conf); it ends at {clock(int(time.time() + self.deadline - time.monotonic()))}"
+                f" porterbox.conf); it ends at {clock(now_until)}"
             }
         self.deadline += seconds
         self.warned = {b for b in self.warned if b >= self.deadline - time.monotonic()}
@@ -525,16 +526,18 @@ def prompt_command(spec: Spec, downtmp: str) -> str:
     what = " ".join([f"hw:{spec.name}", _safe_word(spec.inner), *spec.devices[:3]])
     until = shlex.quote(f"{downtmp}/{UNTIL_FILE}")
     return (
-        f"_hw_until=0; {{ read -r _hw_until < {until}; }} 2>/dev/null; printf -v _hw_now '%(%s)T' -1;"
+        f"_hw_until=0; {{ read -r _hw_until < {until}; }} 2>/dev/null;"
+        " printf -v _hw_now '%(%s)T' -1;"
         " _hw_left=$(( (_hw_until - _hw_now + 59) / 60 )); [ $_hw_left -ge 0 ] || _hw_left=0;"
-        " if [ $_hw_left -ge 60 ]; then _hw_left=$((_hw_left / 60))h$((_hw_left % 60))m;"
+        " if [ $_hw_left -ge 60 ];"
+        " then printf -v _hw_left '%dh%02dm' $((_hw_left / 60)) $((_hw_left % 60));"
         " else _hw_left=${_hw_left}m; fi;"
         f" debian_chroot='{what}'\" $_hw_left left\""
     )
 
 
 def shell_script(spec: Spec, downtmp: str, lifeline: int) -> str:
-    """``bash -c`` text run in the testbed: bash -i as the first process of its own PID namespace."""
+    """``bash -c`` text for the testbed: bash -i first in a PID namespace of its own."""
     term = spec.term if spec.term and spec.term.replace("-", "").replace(".", "").isalnum() else ""
     workdir = shlex.quote(spec.workdir) if spec.workdir else "/"
     watch = (
@@ -561,7 +564,7 @@ def shell_script(spec: Spec, downtmp: str, lifeline: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m autopkgtest_hw.porterbox.daemon SPEC``: says ``ready`` on stdout, then serves."""
+    """``python3 -m autopkgtest_hw.porterbox.daemon SPEC``: ``ready`` on stdout, then serves."""
     args = sys.argv[1:] if argv is None else argv
     spec = Spec(**json.loads(args[0]))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -89,7 +89,7 @@ def test_a_process_of_the_same_user_outside_the_client_gets_no_locks(tmp_path: P
         inside = subprocess.run([*k.prefix(), "true"], capture_output=True, check=False)
         assert inside.returncode == 0  # one of ours (a child of the keeper's client's tree)
         # setsid -f: a process reparented away from the client's tree, of the same user.
-        script = f'{" ".join(k.prefix())} true >{out} 2>&1; echo $? >{rc}.tmp; mv {rc}.tmp {rc}'
+        script = f"{' '.join(k.prefix())} true >{out} 2>&1; echo $? >{rc}.tmp; mv {rc}.tmp {rc}"
         subprocess.run(["setsid", "-f", "sh", "-c", script], check=True)
         deadline = time.monotonic() + 60
         while not rc.exists() and time.monotonic() < deadline:
