@@ -406,7 +406,7 @@ class Session:
         elif kind == wire.WINSIZE and client is self.terminal:
             self._resize(json.loads(payload))
         elif kind == wire.EXTEND:
-            self.post("reply", (client, self._extend(float(json.loads(payload)["seconds"]))))
+            self._extend(client, float(json.loads(payload)["seconds"]))
         elif kind == wire.COPY:
             self._copy(client, json.loads(payload))
         elif kind == wire.END:
@@ -446,7 +446,7 @@ class Session:
                 assert self.shell is not None
                 os.killpg(os.getpgid(self.shell.pid), signal.SIGWINCH)
 
-    def _extend(self, seconds: float) -> dict[str, Any]:
+    def _extended(self, seconds: float) -> dict[str, Any]:
         if self.state != "running":
             return {"error": f"session {self.spec.name} is not running"}
         if not 0 < seconds <= 366 * 86400:
@@ -461,10 +461,23 @@ class Session:
             }
         self.deadline += seconds
         self.warned = {b for b in self.warned if b >= self.deadline - time.monotonic()}
-        threading.Thread(target=self._write_until, daemon=True).start()
         until = int(time.time() + self.deadline - time.monotonic())
         self.say(f"session {self.spec.name} extended: it ends at {clock(until)}")
         return {"until": until}
+
+    def _extend(self, client: Client, seconds: float) -> None:
+        """Extend, then answer once the prompt's file says the new end."""
+        reply = self._extended(seconds)
+        if "error" in reply:
+            self.post("reply", (client, reply))
+            return
+
+        def work() -> None:
+            self._write_until()
+            self.post("reply", (client, reply))
+
+        self.sel.unregister(client.sock)
+        threading.Thread(target=work, daemon=True).start()
 
     def _copy(self, client: Client, request: dict[str, Any]) -> None:
         if self.state != "running":
