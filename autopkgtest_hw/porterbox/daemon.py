@@ -564,9 +564,11 @@ def shell_script(spec: Spec, downtmp: str, lifeline: int) -> str:
             f"export PROMPT_COMMAND={shlex.quote(prompt_command(spec, downtmp))}",
             f"if {{ true <&{lifeline}; }} 2>/dev/null; then watch={shlex.quote(watch)};"
             f" else watch='exec bash -i'; fi",
-            'for how in "" --map-current-user; do',
-            "  if unshare $how --pid --fork --kill-child true 2>/dev/null; then",
-            '    exec unshare $how --pid --fork --kill-child bash -c "$watch"',
+            # Its own /proc (ps works); where / is no mount point (a chroot), the mount
+            # namespace the testbed made (private already) is kept as it is.
+            'for how in "" "--propagation unchanged" --map-current-user; do',
+            "  if unshare $how --pid --fork --kill-child --mount-proc true 2>/dev/null; then",
+            '    exec unshare $how --pid --fork --kill-child --mount-proc bash -c "$watch"',
             "  fi",
             "done",
             "echo 'autopkgtest-hw: no PID namespace in this testbed: what the shell leaves"
