@@ -212,7 +212,7 @@ def start_background_job(child: Any) -> str:
     command line (a unique sleep time).
     """
     marker = f"4242.{time.monotonic_ns() % 100000:05d}"
-    run_in(child, f"nohup sleep {marker} >/dev/null 2>&1 &", "BG")
+    run_in(child, f"(nohup sleep {marker} >/dev/null 2>&1 &)", "BG")
     wait_until("the job runs", lambda: bool(alive_with(marker)))
     return marker
 

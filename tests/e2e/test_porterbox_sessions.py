@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from autopkgtest_hw.porterbox import wire
+from autopkgtest_hw.virt.proxy import auxverb_of
 
-from .fixtures import GONE_WITHIN, env, lock_is_free, one_fake_gpu
+from .fixtures import GONE_WITHIN, Server, env, lock_is_free, one_fake_gpu
 from .test_porterbox import (
     ADT_HW,
     alive_with,
@@ -135,15 +136,30 @@ def test_detach_kill_the_client_and_attach_again(
     assert not [s for s in wire.listed() if s[1] == name]
 
 
-def test_files_are_copied_in_and_out_of_an_unshare_testbed(
+def test_files_are_copied_in_and_out_and_a_workdir_is_bound_in_an_unshare_testbed(
     tmp_path: Path, gpu: tuple[str, str, str], ended: list[str], bookworm_tarball: Path
 ) -> None:
     inv, _, lock = gpu
     name = unique("cp")
     ended.append(name)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "src.c").write_text("int main;\n")
     child = spawn_shell(
-        tmp_path, inv, "--name", name, "--", "unshare", "--tarball", str(bookworm_tarball)
+        tmp_path,
+        inv,
+        "--name",
+        name,
+        "--workdir",
+        str(work),
+        "--",
+        "unshare",
+        "--tarball",
+        str(bookworm_tarball),
     )
+    # The work directory is bound: the shell starts there, what it writes is on the host.
+    assert "src.c" in run_in(child, "pwd; ls; echo made > made.txt", "W")
+    assert (work / "made.txt").read_text() == "made\n"
     (tmp_path / "in.txt").write_text("from the host\n")
     (tmp_path / "tree" / "sub").mkdir(parents=True)
     (tmp_path / "tree" / "sub" / "a").write_text("A\n")
@@ -214,7 +230,7 @@ def test_status_lists_every_session_and_ctrl_c_while_waiting_says_so(
 ) -> None:
     inv, _, lock = gpu
     name = unique("st")
-    ended.append(name)
+    ended.extend([name, f"{name}-w"])
     child = spawn_shell(tmp_path, inv, "--name", name, "--", "null")
     [listed] = [s for s in status(tmp_path, inv, full=True)["sessions"] if s["name"] == name]
     assert listed["user"] == pwd.getpwuid(os.getuid()).pw_name and listed["attached"]
@@ -228,7 +244,7 @@ def test_status_lists_every_session_and_ctrl_c_while_waiting_says_so(
         timeout=GONE_WITHIN,
         env=env(),
     )
-    waiting.expect("waiting for NVIDIA H100 PCIe")
+    waiting.expect("waiting for ")
     waiting.sendcontrol("c")
     waiting.expect(r"interrupted \(Ctrl-C\) while waiting for the devices: no session was opened")
     rest = waiting.read()
@@ -330,3 +346,28 @@ def test_a_user_outside_the_allowed_group_is_refused(
         assert not (tmp_path / "ulocks").exists()
     finally:
         subprocess.run(["userdel", user], check=False)
+
+
+def test_status_says_when_the_holder_is_gone_and_what_it_left_holds_the_lock(
+    tmp_path: Path, gpu: tuple[str, str, str]
+) -> None:
+    inv, _, lock = gpu
+    server = Server(
+        ["--inventory", inv, "--lock-dir", str(tmp_path / "locks"), "null"], tmp_path / "e"
+    )
+    try:
+        assert server.line() == "ok" and server.cmd("open").startswith("ok")
+        auxverb = auxverb_of(server.cmd("print-execute-command").split()[1])
+        # A test's leftover: it holds the lock descriptors after the virt server is gone.
+        leftover = subprocess.Popen([*auxverb, "sleep", "300"])
+        wait_until("the leftover holds the lock", lambda: not lock_is_free(lock))
+        server.proc.kill()
+        server.proc.wait()
+        assert not lock_is_free(lock)
+        text = status(tmp_path, inv, text=True)
+        assert f"[the holder, pid {server.proc.pid}, is gone" in text
+        leftover.kill()
+        leftover.wait()
+        wait_until("the lock is free", lambda: lock_is_free(lock))
+    finally:
+        server.close()
