@@ -59,8 +59,9 @@ EXIT_TIMEOUT = Exit.TIMEOUT  # like timeout(1)
 HANGUP_GRACE = 5.0
 #: Messages kept for a client that is not attached now.
 MAX_PENDING = 50
-#: Connections served at once.
+#: Connections served at once, and of them at most this many of other users.
 MAX_CLIENTS = 16
+MAX_OTHERS = 4
 #: The file in the testbed's scratch directory that the prompt reads the end from.
 UNTIL_FILE = "autopkgtest-hw-until"
 
@@ -371,6 +372,10 @@ class Session:
             sock.close()
             return
         client = Client(sock, wire.peer(sock)[1])
+        others = [c for c in self.clients.values() if c.uid not in (0, self.uid)]
+        if client.uid not in (0, self.uid) and len(others) >= MAX_OTHERS:
+            sock.close()  # other users only ask what status shows: a few at a time
+            return
         sock.setblocking(False)
         self.clients[sock.fileno()] = client
         self.sel.register(sock, selectors.EVENT_READ, client)
