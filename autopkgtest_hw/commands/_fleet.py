@@ -70,6 +70,9 @@ def entries(args: argparse.Namespace) -> Iterator[SourceEntry]:
     newest: dict[str, SourceEntry] = {}
     for path in args.sources:
         for entry in read_sources_index(path):
+            if entry.error:  # each stanza in error is reported, even without a name
+                yield entry
+                continue
             old = newest.get(entry.package)
             if old is None or version_compare(entry.version, old.version) > 0:
                 newest[entry.package] = entry

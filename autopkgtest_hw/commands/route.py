@@ -99,10 +99,13 @@ def run(args: argparse.Namespace) -> int:
 def render(r: Routing) -> str:
     lines = []
     if r.jobs:
-        width = max(len(j.package) for j in r.jobs[:1000]) + 2
-        lines.append(f"{'PACKAGE':<{width}}{'PROFILE':<16}{'QUEUE':<40}WHY")
+        # Every row's width (package names reach 100 characters, profiles 64).
+        width = max(len("PACKAGE"), *(len(safe(j.package)) for j in r.jobs)) + 2
+        pw = max(len("PROFILE"), *(len(j.profile) for j in r.jobs)) + 2
+        qw = max(len("QUEUE"), *(len(j.queue) for j in r.jobs)) + 2
+        lines.append(f"{'PACKAGE':<{width}}{'PROFILE':<{pw}}{'QUEUE':<{qw}}WHY")
         for j in r.jobs:
-            lines.append(f"{safe(j.package):<{width}}{j.profile:<16}{j.queue:<40}{safe(j.why)}")
+            lines.append(f"{safe(j.package):<{width}}{j.profile:<{pw}}{j.queue:<{qw}}{safe(j.why)}")
     if r.unroutable:
         lines += ["", "Fits no profile:"]
         for u in r.unroutable:

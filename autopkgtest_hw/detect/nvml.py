@@ -17,12 +17,17 @@ from autopkgtest_hw.spec.hardware import NVIDIA_SHARED_NODES, normalise_address
 from autopkgtest_hw.spec.inventory import DetectorReport, Device
 
 NAME = "nvml"
+#: Where the module comes from on Debian first (contrib), then PyPI's name for it.
+NO_PYNVML = (
+    "python3-pynvml is not installed (Debian contrib; in a virtualenv: nvidia-ml-py,"
+    " never PyPI's deprecated pynvml)"
+)
 
 
 #: NVML's names are marketing names ("NVIDIA H100 PCIe") and its memory is the usable total.
 @detector(NAME, order=20, empty=no_devices, trusted=("model", "memory"))
 def detect() -> tuple[list[Device], DetectorReport]:
-    pynvml = optional_module("pynvml", "nvidia-ml-py is not installed (no pynvml module)")
+    pynvml = optional_module("pynvml", NO_PYNVML)
     try:
         pynvml.nvmlInit()
     except (

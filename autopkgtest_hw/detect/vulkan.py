@@ -23,9 +23,12 @@ TIMEOUT = 20  # seconds; vulkaninfo loads every ICD
 MAX_OUTPUT = 1 << 20  # bytes of vulkaninfo's output read
 PCI_DEVICES = "/sys/bus/pci/devices"
 
-_GPU_RE = re.compile(r"^GPU(\d+):\s*$")
+_GPU_RE = re.compile(r"^\s*GPU(\d+):\s*$")
 _FIELD_RE = re.compile(r"^\s+(\w+)\s*=\s*(.*?)\s*$")
 _VERSION_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})(?:\.\d+)?$")
+#: Older vulkaninfo (1.2.x, 1.3 before about 1.3.250) prints the packed
+#: VK_MAKE_API_VERSION integer, then the dotted form: ``4194459 (1.0.155)``.
+_PACKED_RE = re.compile(r"^(\d{1,10})(?:\s*\((\d{1,3}\.\d{1,3}(?:\.\d+)?)\))?$")
 _HEX_RE = re.compile(r"^0x([0-9a-fA-F]{1,8})$")
 _CPU_TYPE = "PHYSICAL_DEVICE_TYPE_CPU"
 
@@ -82,7 +85,7 @@ def parse_summary(text: str) -> tuple[list[Device], int]:
 def _device(fields: dict[str, str]) -> Device:
     vendor_id = _hex(fields.get("vendorID"))
     device_id = _hex(fields.get("deviceID"))
-    version = _VERSION_RE.match(fields.get("apiVersion", ""))
+    version = api_version(fields.get("apiVersion", ""))
     pci_id = None
     if vendor_id is not None and device_id is not None and vendor_id <= 0xFFFF:
         pci_id = f"{vendor_id:04x}:{device_id:04x}"
@@ -90,9 +93,31 @@ def _device(fields: dict[str, str]) -> Device:
         vendor=vendor_name(vendor_id) if vendor_id is not None and vendor_id <= 0xFFFF else None,
         model=fields.get("deviceName", "")[:200] or None,
         pci_id=pci_id,
-        vulkan_version=f"{version.group(1)}.{version.group(2)}" if version else None,
+        vulkan_version=version,
         sources=(NAME,),
     )
+
+
+def api_version(text: str) -> str | None:
+    """``major.minor`` of an apiVersion as any vulkaninfo prints it; None if unreadable.
+
+    ``1.3.230`` (vulkan-tools 1.3.250 and later), ``4206834 (1.3.242)`` and a
+    bare packed ``4194459`` (older releases) all read.
+    """
+    text = text.strip()
+    m = _VERSION_RE.match(text)
+    if m:
+        return f"{int(m.group(1))}.{int(m.group(2))}"
+    p = _PACKED_RE.match(text)
+    if p is None:
+        return None
+    if p.group(2):
+        return api_version(p.group(2))
+    packed = int(p.group(1))
+    if packed >= 1 << 32:
+        return None
+    major, minor = (packed >> 22) & 0x7F, (packed >> 12) & 0x3FF
+    return f"{major}.{minor}" if major else None
 
 
 def _with_address(d: Device, root: str = PCI_DEVICES) -> Device:

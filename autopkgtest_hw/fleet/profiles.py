@@ -69,6 +69,7 @@ class Profile:
     hosts: tuple[str, ...] = ()
     description: str = ""
     line: int = 0
+    arch_line: int = 0  # the line of its Architecture: field
 
     @property
     def tag(self) -> str:
@@ -128,7 +129,14 @@ class Fleet:
                     self._inventories[path] = Inventory.load(path)
                 except InventoryError as exc:
                     raise FleetError(f"profile {profile.name}: {exc}") from None
-        return self._inventories[path]
+        inventory = self._inventories[path]
+        if path != DETECT and inventory.cpu.arch and inventory.cpu.arch != profile.arch:
+            raise FleetError(
+                f"{self.path}:{profile.arch_line or profile.line}: profile {profile.name}:"
+                f" Architecture: {profile.arch}, but its inventory {path} is of an"
+                f" {safe(inventory.cpu.arch)} machine: correct one of them"
+            )
+        return inventory
 
 
 def _one_word(para: Paragraph, name: str, regex: re.Pattern[str], where: str) -> str | None:
@@ -180,6 +188,7 @@ def _profile(para: Paragraph, base: str) -> Profile:
         if not HOST_RE.match(h):
             raise FleetError(f"{where}:{para.line}: profile {name}: invalid host {safe(h)!r}")
     desc_f = para.get("Description")
+    arch_f = para.get("Architecture")
     return Profile(
         name=name,
         arch=arch,
@@ -189,6 +198,7 @@ def _profile(para: Paragraph, base: str) -> Profile:
         hosts=hosts,
         description=safe(desc_f.value.strip()) if desc_f else "",
         line=para.line,
+        arch_line=arch_f.line if arch_f else 0,
     )
 
 

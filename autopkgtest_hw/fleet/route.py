@@ -4,11 +4,17 @@ The rules (SPEC.md draft 2, "Where a spec appears"):
 
 * ``Requires-Hwspec`` (``XS-Requires-Hwspec`` in debian/control): every
   comma-separated spec must hold on the profile's inventory, ``|`` gives
-  alternatives.  A spec that asks only for ``cpu`` things goes to ordinary
-  profiles; anything else to hardware profiles.
+  alternatives.  Specs that a CPU can satisfy (``cpu``, ``cpu:avx2``,
+  ``opencl:type=cpu``: each has an alternative of the machine itself) go to
+  the ordinary profiles where they hold, and to hardware profiles only where
+  no ordinary profile fits; anything else to hardware profiles.  An ordinary
+  profile without ``Inventory:`` is any CPU of its architecture: ``cpu`` and
+  ``opencl:type=cpu`` (where PoCL is built for it) hold there, a CPU feature
+  or size needs an inventory that shows it.
 * no such field, but ``needs-hw:`` tests (known from a source tree): the
-  hardware profiles where at least one ``needs-hw:`` test can run (all its
-  restrictions hold and its ``Architecture:`` fits).
+  profiles where at least one ``needs-hw:`` test can run (all its
+  restrictions hold and its ``Architecture:`` fits); ordinary profiles first
+  where every ``needs-hw:`` test asks only for the machine itself.
 * neither: a CPU package, for the ordinary profiles, never a hardware one.
 * the package's ``Architecture:`` must fit the profile's in every case.
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.fleet.profiles import Fleet, FleetError, Profile
@@ -30,9 +37,13 @@ from autopkgtest_hw.source import architecture
 from autopkgtest_hw.source.archive import SourceEntry, fits_arch
 from autopkgtest_hw.source.control import DEFAULT_HWSPEC
 from autopkgtest_hw.source.planner import make_plan
+from autopkgtest_hw.spec.coverage import on_cpu
+from autopkgtest_hw.spec.inventory import Cpu, Inventory
 from autopkgtest_hw.spec.language import NEEDS_HW_PREFIX, Spec, SpecError, parse
-from autopkgtest_hw.spec.matcher import match
+from autopkgtest_hw.spec.matcher import holds, match
 
+#: Entries each cache of the router keeps (a hostile index has 100,000 distinct specs).
+MAX_CACHED = 1 << 14
 POLICY_SHORTEST = "shortest-queue"
 POLICY_MATRIX = "matrix"
 #: The device facts that make two profiles different hardware for --matrix.
@@ -135,6 +146,8 @@ class Router:
         self._order = {p.name: i for i, p in enumerate(fleet)}
         self._specs: dict[str, Spec | SpecError] = {}
         self._verdicts: dict[tuple[str, str], _Verdict] = {}
+        self._held: dict[tuple[str, str], bool] = {}
+        self._any_cpu: dict[str, Inventory] = {}
         self._arch_fit: dict[tuple[str, tuple[str, ...]], bool] = {}
         self._signatures: dict[str, tuple[object, ...]] = {}
         self.ordinary = tuple(p for p in fleet if p.ordinary)
@@ -143,36 +156,52 @@ class Router:
     # -- verdicts, cached: a big index repeats the same few specs ---------------
 
     def _spec(self, text: str) -> Spec | SpecError:
-        if text not in self._specs:
+        found = self._specs.get(text)
+        if found is None:
             try:
-                self._specs[text] = parse(text)
+                found = parse(text)
             except SpecError as exc:
-                self._specs[text] = exc
-        return self._specs[text]
+                found = exc
+            _bounded(self._specs)[text] = found
+        return found
+
+    def _inventory(self, profile: Profile) -> Inventory:
+        """The profile's inventory; an ordinary profile without one is any CPU of its arch."""
+        found = self.fleet.inventory(profile)
+        if found is None:
+            found = self._any_cpu.setdefault(profile.arch, Inventory(cpu=Cpu(arch=profile.arch)))
+        return found
+
+    def _holds(self, text: str, profile: Profile) -> bool:
+        """Whether ``text`` holds on the profile: the decision, without a message."""
+        key = (text, profile.name)
+        found = self._held.get(key)
+        if found is None:
+            spec = self._spec(text)
+            found = not isinstance(spec, SpecError) and holds(spec, self._inventory(profile))
+            _bounded(self._held)[key] = found
+        return found
 
     def _verdict(self, text: str, profile: Profile) -> _Verdict:
+        """The verdict with its message: only for what is reported (the closest profile)."""
         key = (text, profile.name)
         if key not in self._verdicts:
             spec = self._spec(text)
-            inventory = self.fleet.inventory(profile)
             if isinstance(spec, SpecError):
                 v = _Verdict(False, str(spec))
-            elif inventory is None:
-                v = _Verdict(False, f"{text} not satisfied: profile has no inventory")
             else:
-                m = match(spec, inventory, label=text, subject="profile")
+                m = match(spec, self._inventory(profile), label=text, subject="profile")
                 v = _Verdict(m.satisfied, m.message)
-            self._verdicts[key] = v
+            _bounded(self._verdicts)[key] = v
         return self._verdicts[key]
 
     def _closeness(self, specs: Iterable[str], profile: Profile) -> int:
         """2 for each spec that holds, 1 for one whose class the profile at least has."""
-        inventory = self.fleet.inventory(profile)
-        classes = set(inventory.classes()) if inventory else set()
+        classes = set(self._inventory(profile).classes())
         score = 0
         for text in specs:
             spec = self._spec(text)
-            if self._verdict(text, profile).ok:
+            if self._holds(text, profile):
                 score += 2
             elif not isinstance(spec, SpecError) and any(
                 a.device_class in classes for a in spec.alternatives
@@ -183,7 +212,7 @@ class Router:
     def _fits(self, profile: Profile, arches: tuple[str, ...]) -> bool:
         key = (profile.arch, arches)
         if key not in self._arch_fit:
-            self._arch_fit[key] = fits_arch(profile.arch, arches)
+            _bounded(self._arch_fit)[key] = fits_arch(profile.arch, arches)
         return self._arch_fit[key]
 
     # -- routing ------------------------------------------------------------------
@@ -207,16 +236,12 @@ class Router:
         for s in specs:
             parsed = self._spec(s)
             if isinstance(parsed, SpecError):
-                self.routing.errors.append(
-                    Problem(entry.package, entry.origin, f"invalid hardware spec: {parsed}")
-                )
+                self.routing.errors.append(Problem(entry.package, entry.origin, str(parsed)))
                 return
         tests_arch = self._test_arches(entry)
         if specs:
-            cpu_only = all(
-                alt.device_class == "cpu" for s in specs for alt in self._parsed(s).alternatives
-            )
-            pool = self.ordinary if cpu_only else self.hardware
+            machine = all(any(on_cpu(alt) for alt in self._parsed(s).alternatives) for s in specs)
+            pool = self.ordinary + self.hardware if machine else self.hardware
             self._by_specs(entry, specs, pool, tests_arch)
         elif (
             entry.tree is not None
@@ -268,14 +293,15 @@ class Router:
         tests_arch: list[tuple[str, ...]] | None,
     ) -> None:
         candidates = [p for p in pool if self._arch_ok(entry, p, tests_arch)]
-        fitting = [p for p in candidates if all(self._verdict(s, p).ok for s in specs)]
+        fitting = [p for p in candidates if all(self._holds(s, p) for s in specs)]
         needs = ", ".join(specs)
         if fitting:
-            self._choose(entry, fitting, f"Requires-Hwspec: {needs}")
+            ordinary = [p for p in fitting if p.ordinary]
+            self._choose(entry, ordinary or fitting, f"Requires-Hwspec: {needs}")
             return
         if not candidates:
             arches = " ".join(entry.architectures) or "any"
-            kind = "ordinary" if pool is self.ordinary else "hardware"
+            kind = "hardware" if pool is self.hardware else "ordinary or hardware"
             self._unroutable(
                 entry, needs, None, (f"no {kind} profile for Architecture: {safe(arches)}",)
             )
@@ -289,13 +315,17 @@ class Router:
     def _by_tests(self, entry: SourceEntry) -> None:
         assert entry.tree is not None and entry.tree.tests is not None
         stanzas = dict(entry.tree.tests.tests())
-        candidates = [p for p in self.hardware if self._fits(p, entry.architectures)]
+        machine = all(
+            any(on_cpu(alt) for alt in spec.alternatives)
+            for st in stanzas.values()
+            for spec in _needs_specs(st.needs_hw)
+        )
+        pool = self.ordinary + self.hardware if machine else self.hardware
+        candidates = [p for p in pool if self._fits(p, entry.architectures)]
         fitting: list[Profile] = []
         score: dict[str, tuple[int, list[str]]] = {}
         for p in candidates:
-            inventory = self.fleet.inventory(p)
-            assert inventory is not None
-            plan = make_plan(entry.tree, inventory)
+            plan = make_plan(entry.tree, self._inventory(p), subject="profile")
             runnable = []
             best = (-1, ["no needs-hw: test can run"])
             for t in plan.tests:
@@ -319,7 +349,8 @@ class Router:
             score[p.name] = best
         needs = ", ".join(dict.fromkeys(tok.text for st in stanzas.values() for tok in st.needs_hw))
         if fitting:
-            self._choose(entry, fitting, f"needs-hw: tests ({needs})")
+            ordinary = [p for p in fitting if p.ordinary]
+            self._choose(entry, ordinary or fitting, f"needs-hw: tests ({needs})")
             return
         if not candidates:
             arches = " ".join(entry.architectures) or "any"
@@ -364,6 +395,24 @@ class Router:
         self.routing.unroutable.append(
             Unroutable(entry.package, entry.origin, needs, closest, reasons)
         )
+
+
+def _needs_specs(tokens: Iterable[Any]) -> list[Spec]:
+    """The parsed specs of ``needs-hw:`` tokens (an invalid one counts as hardware)."""
+    out = []
+    for token in tokens:
+        try:
+            out.append(parse(token.text.removeprefix(NEEDS_HW_PREFIX)))
+        except SpecError:
+            out.append(parse("gpu"))
+    return out
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """``cache``, emptied first when it is full: memory stays bounded whatever the index."""
+    if len(cache) >= MAX_CACHED:
+        cache.clear()
+    return cache
 
 
 def route(

@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from autopkgtest_hw.base import bounds, log
 from autopkgtest_hw.base.errors import HwError
@@ -27,7 +27,13 @@ from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.locks import holders as holder_records
 from autopkgtest_hw.locks import tickets
 from autopkgtest_hw.locks.holders import Holder
-from autopkgtest_hw.locks.lockdir import LockDir, LockDirError, device_access, squatted
+from autopkgtest_hw.locks.lockdir import (
+    LockDir,
+    LockDirError,
+    device_access,
+    may_use,
+    squatted,
+)
 from autopkgtest_hw.spec import language as spec
 from autopkgtest_hw.spec import matcher
 from autopkgtest_hw.spec.hardware import normalise_address
@@ -113,8 +119,27 @@ def _no_match(sel: str, devices: list[Device]) -> str:
 
 
 def lock_name(device: Device) -> str:
-    """A file name for the device's lock: its UUID or PCI address, made file-safe."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", device.ident) + ".lock"
+    """A file name for the device's lock: one name per physical device, made file-safe.
+
+    The PCI address where the device has one: every detector that sees the
+    device finds it (udev, NVML, OpenCL, Vulkan), so a run from a saved
+    inventory with the NVML UUID and a run on a host without NVML take the
+    same lock (the UUID goes into the holder record).  Without a PCI address,
+    the device nodes; only then the identity (UUID or model).
+    """
+    if device.pci_address:
+        ident = normalise_address(device.pci_address) or device.pci_address.lower()
+    elif device.device_nodes:
+        ident = "nodes-" + "+".join(sorted(device.device_nodes)).lstrip("/")
+    else:
+        ident = device.ident
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", ident)[:200] + ".lock"
+
+
+def may_wait(device: Device) -> Callable[[int], bool]:
+    """Whose tickets count for ``device``: root's, ours, and those of users who may open it."""
+    me = os.geteuid()
+    return lambda uid: uid in (0, me) or may_use(uid, device.device_nodes)
 
 
 @dataclass
@@ -123,12 +148,21 @@ class Allocation:
 
     devices: list[Device]
     fds: list[int] = field(default_factory=list)
+    #: Where the locks are, and their names: removed at release if nobody holds them then.
+    lock_dir: str | None = None
+    names: list[str] = field(default_factory=list)
 
     def release(self) -> None:
         for fd in self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds = []
+        if self.lock_dir is None or not self.names:
+            return
+        with contextlib.suppress(LockDirError, OSError), LockDir(self.lock_dir, False) as ldir:
+            for name in self.names:
+                ldir.remove_if_free(name)
+        self.names = []
 
 
 def holders(path: str) -> list[str]:
@@ -139,7 +173,7 @@ def holders(path: str) -> list[str]:
     holder without a confirmed record is named by its pid and real owner.
     """
     pids = holder_records.flock_pids(path)
-    records = holder_records.live_holders(path)
+    records = holder_records.live_holders(path, pids)
     if pids is None:
         return [h.describe() for h in records]
     confirmed = [h for h in records if h.pid in pids and h.verified]
@@ -212,6 +246,7 @@ def _acquire(
     deadline = time.monotonic() + timeout
     told = False
     ticket: tickets.Ticket | None = None
+    unqueued = False  # the queue cannot be trusted: waiting without a ticket
     qdir = os.path.join(lock_dir, tickets.QUEUE)
     created: set[str] = set()  # lock files this call made: removed again if it fails
     held: dict[int, int] = {}  # position in lockable -> fd
@@ -223,9 +258,10 @@ def _acquire(
                 if len(held) >= want:
                     break
                 name = lock_name(d)
-                if ticket is not None and not ticket.first_in_line(name):
+                allowed = may_wait(d)
+                if ticket is not None and not ticket.first_in_line(name, allowed):
                     continue  # somebody asked before us
-                if ticket is None and tickets.waiters(qdir, name):
+                if ticket is None and tickets.waiters(qdir, name, allowed):
                     continue  # others are queued for it: get in line
                 fd = _try_lock(ldir, d, shared, created)
                 if fd is not None:
@@ -239,10 +275,12 @@ def _acquire(
             mine = ticket.number if ticket is not None else None
             if time.monotonic() >= deadline:
                 raise AllocationError(_busy_message(busy, lock_dir, timeout, mine))
-            if ticket is None:
+            if ticket is None and not unqueued:
                 ticket = _take_ticket(lock_dir, [lock_name(d) for d in lockable], record)
+                unqueued = ticket is None
             if not told and on_wait is not None:
-                on_wait(_busy_message(busy, lock_dir, None, ticket.number))
+                number = ticket.number if ticket is not None else None
+                on_wait(_busy_message(busy, lock_dir, None, number))
                 told = True
             time.sleep(POLL_INTERVAL)
         done = True
@@ -256,12 +294,15 @@ def _acquire(
             _remove_created(ldir, created)
     record = holder_records.restamp(record)
     chosen = {id(lockable[i]) for i in held}
-    alloc = Allocation(devices=[d for d in candidates if id(d) in chosen or not needs_lock(d)])
+    alloc = Allocation(
+        devices=[d for d in candidates if id(d) in chosen or not needs_lock(d)], lock_dir=lock_dir
+    )
     for i in sorted(held):
         if not shared:
             ldir.take_over(held[i], device_access(lockable[i].device_nodes))
-        _write_holder(held[i], shared, record)
+        _write_holder(held[i], shared, replace(record, device=lockable[i].uuid))
         alloc.fds.append(held[i])
+        alloc.names.append(lock_name(lockable[i]))
     return alloc
 
 
@@ -282,16 +323,22 @@ def _remove_created(ldir: LockDir, created: set[str]) -> None:
             os.close(fd)
 
 
-def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Ticket:
+def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Ticket | None:
+    """Our place in the queue; None (and a warning) where the queue cannot be used.
+
+    Root replaces a queue directory that another user planted; anybody else
+    then waits without a ticket: served when a device is free and nobody
+    with a ticket wants it, never blocked by the queue.
+    """
     try:
         return tickets.Ticket(lock_dir, wants, record)
-    except LockDirError as exc:
-        raise AllocationError(str(exc)) from None
-    except OSError as exc:
-        raise AllocationError(
-            f"cannot queue in {lock_dir}/{tickets.QUEUE}: {exc.strerror}"
-            " (choose another one with --lock-dir)"
-        ) from None
+    except (LockDirError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.warning(
+            f"waiting without a place in the queue {lock_dir}/{tickets.QUEUE}: {safe(why)}"
+            " (root replaces a queue another user made; see docs/security.md)"
+        )
+        return None
 
 
 def _try_lock(ldir: LockDir, device: Device, shared: bool, created: set[str]) -> int | None:
@@ -300,6 +347,11 @@ def _try_lock(ldir: LockDir, device: Device, shared: bool, created: set[str]) ->
     access = device_access(device.device_nodes)
     path = os.path.join(ldir.path, name)
     for _ in range(10):
+        try:
+            if not ldir.clear_planted(name):
+                return None  # a hard-linked lock file somebody holds: busy until they let go
+        except LockDirError as exc:
+            raise AllocationError(str(exc)) from None
         existed = _exists(ldir, name)
         try:
             fd = ldir.open_file(name, access)
@@ -380,7 +432,9 @@ def _busy_message(
         text = f"{d.label} ({d.ident}) is locked by {', '.join(who) or 'another process'}"
         if not who:
             text = f"{d.label} ({d.ident}) is free"
-        queued = [w for w in tickets.waiters(qdir, name) if mine is None or w.number < mine]
+        queued = [
+            w for w in tickets.waiters(qdir, name, may_wait(d)) if mine is None or w.number < mine
+        ]
         if queued:
             text += f", {len(queued)} waiting before us"
         if who or queued:
@@ -388,4 +442,6 @@ def _busy_message(
     text = "; ".join(parts) or "devices that other runs hold or wait for"
     if timeout is None:
         return f"waiting for {text}"
+    if timeout <= 0:
+        return f"not waiting (--lock-timeout 0): {text}; give --lock-timeout to wait"
     return f"gave up after {timeout:g} s (--lock-timeout): {text}"

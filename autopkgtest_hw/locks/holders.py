@@ -33,9 +33,12 @@ MAX_LINE = 4096
 MAX_ARGV = 1000
 #: Records are read from at most this many lines of a lock or ticket file.
 MAX_LINES = 64
+#: /proc/locks is read up to this size; beyond it, who holds what is "cannot tell".
+MAX_LOCK_TABLE = 256 << 20
 
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/-]{0,127}$")
 _INT = re.compile(r"^[0-9]{1,12}$")
 #: Times beyond these are not believed (the year 2001 to 2286).
 _MIN_TIME, _MAX_TIME = 10**9, 10**10
@@ -52,6 +55,8 @@ class Holder:
     since: int | None = None
     until: int | None = None
     argv: str | None = None
+    #: The locked device's UUID where it has one (the lock's name is its PCI address).
+    device: str | None = None
     #: Set by ``verify``: the kernel confirms the pid holds the lock and the user owns it.
     verified: bool = False
     #: Set by ``verify``: the user that really owns the process (when it can be read).
@@ -75,8 +80,11 @@ class Holder:
                 if self.user:
                     what += f" by {safe(self.user)}"
                 text += f", {what}"
-        if self.owner and self.user and self.owner != self.user and not self.verified:
-            text += f" [unverified: the process belongs to {safe(self.owner)}]"
+        if self.owner and self.user and not self.verified:
+            if self.owner != self.user:
+                text += f" [unverified: the process belongs to {safe(self.owner)}]"
+            else:
+                text += " [unverified: another user may have written this record]"
         if self.since is not None:
             text += f" since {clock(self.since)}"
         if self.until is not None:
@@ -140,6 +148,8 @@ def format_record(h: Holder) -> str:
         "until": "" if h.until is None else str(h.until),
         "argv": (h.argv or "")[:MAX_ARGV],
     }
+    if h.device:
+        fields["device"] = h.device
     words = [f"{k}={quote(v, safe='/:.,+@-_')}" for k, v in fields.items()]
     return " ".join([MAGIC, *words]) + "\n"
 
@@ -168,6 +178,7 @@ def parse_record(line: str) -> Holder | None:
         since=_time(raw.get("since")),
         until=_time(raw.get("until")),
         argv=(raw.get("argv") or None) and raw["argv"][:MAX_ARGV],
+        device=_valid(raw.get("device"), _DEVICE),
     )
 
 
@@ -191,17 +202,27 @@ def _time(value: str | None) -> int | None:
 
 def read_records(path: str) -> list[Holder]:
     """The records of a lock or ticket file (at most MAX_LINES lines are read)."""
-    lines = read_lines(path, MAX_LINES)
+    return read_file(path)[0]
+
+
+def read_file(path: str) -> tuple[list[Holder], os.stat_result | None]:
+    """The records of a lock or ticket file and the status of the file they were read from."""
+    lines, st = read_head(path, MAX_LINES)
     out = []
     for line in lines:
         h = parse_record(line)
         if h is not None:
             out.append(h)
-    return out
+    return out, st
 
 
 def read_lines(path: str, count: int) -> list[str]:
-    """Up to ``count`` lines of a regular file (each cut at MAX_LINE), never through a symlink.
+    """Up to ``count`` lines of a regular file (each cut at MAX_LINE), never through a symlink."""
+    return read_head(path, count)[0]
+
+
+def read_head(path: str, count: int) -> tuple[list[str], os.stat_result | None]:
+    """Up to ``count`` lines of a regular file, and its status.
 
     Lock and ticket files may have been planted by anybody: a FIFO would
     block, /dev/zero would never end a line.
@@ -209,17 +230,18 @@ def read_lines(path: str, count: int) -> list[str]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        return []
+        return [], None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return [], None
         data = os.read(fd, count * MAX_LINE)
     except OSError:
-        return []
+        return [], None
     finally:
         os.close(fd)
     text = data.decode("utf-8", "replace")
-    return [line[:MAX_LINE] for line in text.splitlines(keepends=True)[:count]]
+    return [line[:MAX_LINE] for line in text.splitlines(keepends=True)[:count]], st
 
 
 def alive(pid: int) -> bool:
@@ -233,8 +255,13 @@ def alive(pid: int) -> bool:
 
 
 def process_owner(pid: int) -> str | None:
+    uid = process_uid(pid)
+    return None if uid is None else user_name(uid)
+
+
+def process_uid(pid: int) -> int | None:
     try:
-        return user_name(os.stat(f"/proc/{pid}").st_uid)
+        return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
 
@@ -243,30 +270,65 @@ def flock_pids(path: str) -> set[int] | None:
     """The pids the kernel says hold an flock on ``path`` (None: cannot tell)."""
     try:
         st = os.stat(path)
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            table = f.read(1 << 20)
     except OSError:
         return None
-    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    pids: set[int] = set()
-    for line in table.splitlines():
-        words = line.split()
-        if "->" in words:  # a waiter, not a holder
-            continue
-        if len(words) >= 6 and words[1] == "FLOCK" and words[5] == want and words[4].isdigit():
-            pids.add(int(words[4]))
-    return pids
+    key = (st.st_dev, st.st_ino)
+    table = lock_table({key})
+    return None if table is None else table.get(key, set())
 
 
-def verify(h: Holder, lock_pids: set[int] | None) -> Holder:
-    """Fill in ``owner`` and ``verified`` from the kernel's view of the process."""
-    owner = process_owner(h.pid)
+def lock_table(files: set[tuple[int, int]]) -> dict[tuple[int, int], set[int]] | None:
+    """For each ``(st_dev, st_ino)`` of ``files``: the pids holding an flock on it.
+
+    ``/proc/locks`` is read whole, line by line (memory stays small however
+    many locks there are): reading only a first part would let a user hide a
+    holder behind enough locks of their own.  Past MAX_LOCK_TABLE bytes the
+    answer is None, "cannot tell", never "nobody".
+    """
+    want = {f"{os.major(d):02x}:{os.minor(d):02x}:{i}": (d, i) for d, i in files}
+    out: dict[tuple[int, int], set[int]] = {}
+    read = 0
+    try:
+        with open("/proc/locks", "rb") as f:
+            for raw in f:
+                read += len(raw)
+                if read > MAX_LOCK_TABLE:
+                    return None
+                words = raw.split()
+                if len(words) < 6 or words[1] != b"FLOCK" or b"->" in words:
+                    continue  # not an flock, or a waiter rather than a holder
+                key = want.get(words[5].decode("ascii", "replace"))
+                if key is not None and words[4].isdigit():
+                    out.setdefault(key, set()).add(int(words[4]))
+    except OSError:
+        return None
+    return out
+
+
+def verify(h: Holder, lock_pids: set[int] | None, st: os.stat_result | None = None) -> Holder:
+    """Fill in ``owner`` and ``verified`` from the kernel's view of the process and the file.
+
+    A record is verified when the kernel confirms that its pid holds the lock,
+    its user owns that process (root may act for anybody: sudo), and the file
+    it was read from (``st``) could have been written by nobody else: it
+    belongs to that process's user or to root and no group or other may write
+    it.  Without ``st`` the file is not checked.
+    """
+    uid = process_uid(h.pid)
+    owner = None if uid is None else user_name(uid)
     holds = lock_pids is None or h.pid in lock_pids
     ok = holds and owner is not None and (h.user is None or h.user == owner or owner == "root")
+    if ok and st is not None:
+        ok = st.st_uid in (0, uid) and not st.st_mode & 0o022
     return replace(h, owner=owner, verified=ok)
 
 
-def live_holders(path: str) -> list[Holder]:
-    """The records of ``path`` whose process is alive, verified against the kernel."""
-    pids = flock_pids(path)
-    return [verify(h, pids) for h in read_records(path) if alive(h.pid)]
+def live_holders(path: str, pids: set[int] | None = None) -> list[Holder]:
+    """The records of ``path`` whose process is alive, verified against the kernel.
+
+    ``pids``: the holders the kernel names (``flock_pids``), if already read.
+    """
+    if pids is None:
+        pids = flock_pids(path)
+    records, st = read_file(path)
+    return [verify(h, pids, st) for h in records if alive(h.pid)]

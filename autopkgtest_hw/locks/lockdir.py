@@ -11,19 +11,24 @@ docs/security.md):
   already exists stays as it is;
 * a lock file is opened with ``openat`` relative to that directory's
   descriptor, ``O_NOFOLLOW | O_NONBLOCK | O_NOCTTY``, and used only if it is a
-  regular file with one link: a symlink, FIFO, device or hard link planted by
-  another user is refused (root removes a planted symlink), so nothing is ever
+  regular file with one link; as root, anything else planted at a lock name
+  (symlink, FIFO, socket, device, directory, a hard-linked file nobody holds)
+  is removed first, and a user gets an error naming it, so nothing is ever
   written or truncated through a name someone else chose;
-* who may open a lock file is who may open the device: it gets the group and
-  the group/other read-write bits of the device's nodes (``/dev/nvidia0``
-  0666: everybody; ``/dev/dri/renderD128`` root:render 0660: the render
-  group; no node on this host: only its owner and root).  Holding an flock
-  needs only a read descriptor, so a user who could read the file could block
-  the device; a user who can open the device can use it anyway, so locking it
-  gives them nothing more;
+* who may open a lock file is who may open the device: it gets the group of
+  the device's nodes and read access for those who may read and write them
+  (``/dev/nvidia0`` 0666: everybody; ``/dev/dri/renderD128`` root:render
+  0660: the render group; no node on this host: only its owner and root).
+  Holding an flock needs only a read descriptor, so a user who could read
+  the file could block the device; a user who can open the device can use
+  it anyway, so locking it gives them nothing more.  Only the owner may write
+  the file: nobody else can rewrite the holder record in it.  The owner or
+  root sets the mode again at every open, so it follows the device's nodes;
 * after the flock is taken, the name must still be the file we locked (a
-  file removed and re-created in between is retried), and root takes over a
-  lock file another user created once it holds it exclusively.
+  file removed and re-created in between is retried), root takes over a
+  lock file another user created once it holds it exclusively, and a lock
+  file nobody holds any more is removed at release (it is made anew, with
+  the device's mode of then, by the next run).
 """
 
 from __future__ import annotations
@@ -33,11 +38,14 @@ import errno
 import fcntl
 import os
 import pwd
+import secrets
+import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autopkgtest_hw.base.errors import HwError
+from autopkgtest_hw.base.text import safe
 
 #: Modes of the directories we create: the default one is shared like /tmp.
 SHARED_DIR_MODE = 0o1777
@@ -56,11 +64,13 @@ class Access:
 
 
 def device_access(nodes: Sequence[str]) -> Access:
-    """The lock file's group and mode: the read-write access the device's nodes give.
+    """The lock file's group and mode: read access for those with read-write access to the device.
 
-    A user may open the lock file iff they may open every node of the device
-    for reading and writing; with no node on this host, only the owner (and
-    root) may.
+    A user may open the lock file (and so flock it) iff they may open every
+    node of the device for reading and writing; with no node on this host,
+    only the owner (and root) may.  Only the file's owner may write it: the
+    holder record in it is then the owner's word, which nobody else can
+    rewrite.
     """
     sts = []
     for n in nodes:
@@ -70,12 +80,39 @@ def device_access(nodes: Sequence[str]) -> Access:
         return Access(None, 0o600)
     mode = 0o600
     if all(st.st_mode & 0o006 == 0o006 for st in sts):
-        mode |= 0o066
+        mode |= 0o044
     gids = {st.st_gid for st in sts}
     gid = gids.pop() if len(gids) == 1 else None
     if gid is not None and all(st.st_mode & 0o060 == 0o060 for st in sts):
-        mode |= 0o060
+        mode |= 0o040
     return Access(gid, mode)
+
+
+def apply_access(fd: int, access: Access) -> None:
+    """Give the open lock file ``fd`` the device's group and mode, as far as we may.
+
+    Done by the file's owner or root whenever it opens the file, so a file
+    made while a node's mode was different follows the node.  Where the group
+    cannot be set (a user who is not in it), the group bits follow the
+    others' bits: they then grant nothing the others do not have.
+    """
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return
+    if os.geteuid() not in (0, st.st_uid):
+        return
+    mode = access.mode
+    group_ok = access.gid is None or access.gid == st.st_gid
+    if access.gid is not None and not group_ok:
+        with contextlib.suppress(OSError):
+            os.fchown(fd, -1, access.gid)
+            group_ok = True
+    if access.gid is None or not group_ok:
+        mode = (mode & ~0o070) | ((mode & 0o007) << 3)
+    if stat.S_IMODE(st.st_mode) != mode:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, mode)
 
 
 class LockDir:
@@ -98,11 +135,28 @@ class LockDir:
         self.close()
 
     def subdir(self, name: str, create: bool = True) -> LockDir:
-        """A directory inside this one, checked the same way (the ticket queue)."""
+        """A directory inside this one, checked the same way (the ticket queue).
+
+        Root first removes whatever another user planted at the name (a file,
+        a FIFO, a link, a directory of theirs or one others may swap things
+        in), so nobody can keep root from queueing.
+        """
+        if create and os.geteuid() == 0:
+            self._clear_untrusted_dir(name)
         sub = LockDir.__new__(LockDir)
         sub.path = os.path.join(self.path, name)
         sub.fd = _open_checked_dir(sub.path, name, self.fd, create)
         return sub
+
+    def _clear_untrusted_dir(self, name: str) -> None:
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return
+        trusted = not st.st_mode & 0o022 or st.st_mode & stat.S_ISVTX
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and trusted:
+            return
+        self._remove(name, st)
 
     def open_file(self, name: str, access: Access, *, create: bool = True) -> int:
         """A descriptor of the lock file ``name``: regular, one link, never through a symlink."""
@@ -128,6 +182,112 @@ class LockDir:
                 os.fchown(fd, 0, gid)
             if stat.S_IMODE(st.st_mode) != access.mode:
                 os.fchmod(fd, access.mode)
+
+    def clear_planted(self, name: str) -> bool:
+        """As root: remove what was planted at the lock name ``name``; False while it is held.
+
+        Anything but a regular file with one link is no lock file: a FIFO,
+        socket, device, symlink or directory is removed (a directory with
+        what is in it, never following a link), and so is a hard-linked file
+        once nobody holds its lock (while somebody does, it is busy: removing
+        it would split the lock in two).
+        """
+        if os.geteuid() != 0:
+            return True
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return True
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            return True
+        if stat.S_ISREG(st.st_mode):
+            if not self._unlink_unheld(name):
+                return False
+            self._removed(name, st)
+            return True
+        self._remove(name, st)
+        return True
+
+    def _remove(self, name: str, st: os.stat_result) -> None:
+        """Remove what another user planted at ``name`` (as root), saying so."""
+        if stat.S_ISDIR(st.st_mode):
+            # Out of the way at once (a rename is one step), then removed as far as it
+            # goes: rmtree works through descriptors and never follows a link.
+            aside = f".planted-{secrets.token_hex(8)}"
+            try:
+                os.rename(name, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            except OSError as exc:
+                raise LockDirError(
+                    f"cannot move away the directory planted at {os.path.join(self.path, name)}:"
+                    f" {exc.strerror} (remove it by hand)"
+                ) from None
+            with contextlib.suppress(OSError, RecursionError):
+                shutil.rmtree(aside, dir_fd=self.fd)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self.fd)
+        self._removed(name, st)
+
+    def _removed(self, name: str, st: os.stat_result) -> None:
+        from autopkgtest_hw.base import log
+
+        what = _kind(st.st_mode)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            what = f"a file with {st.st_nlink} hard links"
+        log.warning(
+            f"removed {what} of uid {st.st_uid} found at {safe(os.path.join(self.path, name))}"
+            " (nothing else belongs there)"
+        )
+
+    def _unlink_unheld(self, name: str) -> bool:
+        """Unlink ``name`` if nobody holds an flock on it; False if somebody does."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(name, flags, dir_fd=self.fd)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        try:
+            if self.same_file(name, fd):
+                os.unlink(name, dir_fd=self.fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def remove_if_free(self, name: str) -> None:
+        """Remove the lock file ``name`` if nobody holds it (ours or root's: at release).
+
+        A file that outlives its holders keeps the mode its device had when it
+        was made; removed, the next run makes it anew with the mode the device
+        has then.  A run that opened it before is not split from us: after its
+        flock it finds the name gone and locks the new file.
+        """
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return
+        if not stat.S_ISREG(st.st_mode) or os.geteuid() not in (0, st.st_uid):
+            return
+        with contextlib.suppress(OSError):
+            self._unlink_unheld(name)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device node"
+    return "a file"
 
 
 def open_dir(path: str, create: bool) -> int:
@@ -204,7 +364,6 @@ def open_lock_file(dir_fd: int, dir_path: str, name: str, access: Access, *, cre
     path = os.path.join(dir_path, name)
     base = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     for _ in range(10):
-        created = False
         try:
             fd = os.open(name, base | os.O_RDWR, dir_fd=dir_fd)
         except FileNotFoundError:
@@ -212,7 +371,6 @@ def open_lock_file(dir_fd: int, dir_path: str, name: str, access: Access, *, cre
                 raise
             try:
                 fd = os.open(name, base | os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dir_fd)
-                created = True
             except FileExistsError:
                 continue  # somebody made it just now: open theirs
         except PermissionError:
@@ -222,8 +380,8 @@ def open_lock_file(dir_fd: int, dir_path: str, name: str, access: Access, *, cre
                 fd = os.open(name, base | os.O_RDONLY, dir_fd=dir_fd)
             except OSError:
                 raise LockDirError(
-                    f"cannot open the lock file {path}: permission denied (only users who may"
-                    " open the device may lock it; see docs/security.md)"
+                    f"cannot open the lock file {path}: permission denied ({_why_denied(access)};"
+                    " see docs/security.md)"
                 ) from None
         except OSError as exc:
             if exc.errno == errno.ELOOP and _remove_planted_link(dir_fd, name):
@@ -246,19 +404,26 @@ def open_lock_file(dir_fd: int, dir_path: str, name: str, access: Access, *, cre
         if problem:
             os.close(fd)
             raise LockDirError(
-                f"refusing the lock file {path}: {problem} (planted? remove it, or choose"
-                " another --lock-dir)"
+                f"refusing the lock file {path}: {problem} (planted by another user? root"
+                " removes it on its next run; or choose another --lock-dir)"
             )
-        if created:
-            with contextlib.suppress(OSError):
-                if access.gid is not None and access.gid != st.st_gid:
-                    os.fchown(fd, -1, access.gid)
-                os.fchmod(fd, access.mode)
+        apply_access(fd, access)
         # Blocking operations are wanted from here on (none: flock has its own flag).
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
         return fd
     raise LockDirError(f"cannot open the lock file {path}: it keeps changing under us")
+
+
+def _why_denied(access: Access) -> str:
+    """Why a lock file we could not open is closed to us, as far as we can tell."""
+    group = access.gid is not None and access.gid in os.getgroups() and access.mode & 0o040
+    if access.mode & 0o004 or group:
+        return (
+            "the device's nodes let you open it now, but the lock file kept the mode they had"
+            " when it was made; its owner's or root's next run of the device sets it anew"
+        )
+    return "only users who may open the device may lock it"
 
 
 def _remove_planted_link(dir_fd: int, name: str) -> bool:

@@ -54,14 +54,17 @@ def device_states(inventory: Inventory, lock_dir: str) -> list[DeviceState]:
         name = allocate.lock_name(d)
         path = os.path.join(lock_dir, name)
         pids = holders.flock_pids(path) if os.path.exists(path) else set()
-        records = holders.live_holders(path) if pids or pids is None else []
+        records = holders.live_holders(path, pids) if pids or pids is None else []
         held = bool(pids) if pids is not None else bool(records)
         if held and pids:
-            records = [h for h in records if h.pid in pids] or [
-                Holder(pid=p, owner=holders.process_owner(p)) for p in sorted(pids)
+            # The kernel's word over the file's: a record counts only if verified.
+            confirmed = [h for h in records if h.pid in pids and h.verified]
+            named = {h.pid for h in confirmed}
+            records = confirmed + [
+                Holder(pid=p, owner=holders.process_owner(p)) for p in sorted(pids - named)
             ]
-        waiting = [w.holder for w in tickets.waiters(qdir, name) if w.holder is not None]
-        waiting = [holders.verify(w, None) for w in waiting]
+        found = tickets.waiters(qdir, name, allocate.may_wait(d))
+        waiting = [w.holder for w in found if w.holder is not None]
         out.append(
             DeviceState(index, d, path, HELD if held else FREE, records if held else [], waiting)
         )

@@ -245,7 +245,7 @@ class Session:
             self._start_shell()
         elif kind == "failed":
             if not self.cancelled:
-                self.say(value)
+                self.say(f"{value}: no session was opened")
             self.status = EXIT_SETUP
             self.state = "over"
         elif kind == "end":

@@ -1,8 +1,7 @@
 """What routing needs to know of a source package, from an archive index or a source tree.
 
-An archive ``Sources`` index (read with python-debian; with python3-apt's
-parser when it is installed, which reads all of sid in well under a second)
-carries ``Package``, ``Architecture``, ``Testsuite`` and the maintainer's
+An archive ``Sources`` index (streamed by :mod:`stanzas`, each stanza and
+field bounded) carries ``Package``, ``Architecture``, ``Testsuite`` and the maintainer's
 ``XS-Requires-Hwspec`` as ``Requires-Hwspec``.  It does not carry
 ``debian/tests/control``, so a package's ``needs-hw:`` tests are only known
 from an unpacked source tree.
@@ -14,18 +13,17 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import os
 import re
-import subprocess
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.base.text import safe
-from autopkgtest_hw.source import architecture
+from autopkgtest_hw.source import architecture, stanzas
 from autopkgtest_hw.source.control import (
     ControlError,
     SourcePackage,
@@ -33,27 +31,19 @@ from autopkgtest_hw.source.control import (
     read_source_package,
 )
 from autopkgtest_hw.source.hwspec_field import field_texts, value_texts
-from debian import deb822
 
 #: debci-worker's own check on the package word of a request.
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 MAX_NAME = 100
 APT_HELPER = "/usr/lib/apt/apt-helper"
 MAX_HWSPEC = 2000  # characters of one package's Requires-Hwspec
-MAX_INDEX = 4 << 30  # bytes of a decompressed index
+MAX_ARCH_WORDS = 100  # words of one package's Architecture
 _FIELDS = ["Package", "Version", "Architecture", "Testsuite", "Requires-Hwspec"]
 _DECOMPRESS: dict[str, Callable[..., Any]] = {
     ".gz": gzip.open,
     ".xz": lzma.open,
     ".bz2": bz2.open,
 }
-#: dpkg's architecture -> CPU where the two differ (the OS is linux unless named).
-try:
-    import apt_pkg  # noqa: F401  (python-debian uses it when asked to)
-
-    _HAVE_APT_PKG = True
-except ImportError:  # pragma: no cover - python3-apt is a Recommends
-    _HAVE_APT_PKG = False
 
 
 class ArchiveError(HwError):
@@ -104,65 +94,64 @@ def _check_hwspec(value: str) -> str | None:
     return None
 
 
-def _apt_cat(path: str) -> IO[bytes]:
-    """apt's own reader, for the compressions apt stores its lists in (lz4, zstd)."""
-    if not os.path.exists(path):
-        raise ArchiveError(f"cannot read {path}: No such file or directory")
-    try:
-        proc = subprocess.run([APT_HELPER, "cat-file", path], capture_output=True, check=False)
-    except OSError as exc:
-        raise ArchiveError(f"cannot read {path}: {APT_HELPER}: {exc.strerror}") from None
-    if proc.returncode != 0:
-        raise ArchiveError(f"cannot read {path}: {safe(proc.stderr.decode(errors='replace'))}")
-    return io.BytesIO(proc.stdout)
-
-
-def _open_index(path: str) -> IO[bytes]:
+def _open_index(path: str) -> stanzas.Readable:
+    """The index as a stream of its decompressed bytes (never read whole into memory)."""
     suffix = os.path.splitext(path)[1]
-    if suffix in (".lz4", ".zst"):
-        return _apt_cat(path)
     try:
+        if suffix in (".lz4", ".zst"):
+            return stanzas.AptCat(APT_HELPER, path)
         opener = _DECOMPRESS.get(suffix)
         if opener is None:
             return open(path, "rb")
-        with opener(path, "rb") as f:  # python3-apt's parser reads only plain files
-            data = f.read(MAX_INDEX + 1)
-        if len(data) > MAX_INDEX:
-            raise ArchiveError(f"{path}: larger than {MAX_INDEX >> 30} GiB decompressed")
-        return io.BytesIO(data)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise ArchiveError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        stream: stanzas.Readable = opener(path, "rb")
+        return stream
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def read_sources_index(path: str) -> Iterator[SourceEntry]:
     """Every stanza of a Sources index: plain, .gz, .xz, .bz2, or .lz4/.zst as apt
     stores its lists.  Which version wins where a package is listed twice is
-    the caller's choice."""
+    the caller's choice.
+
+    The index is streamed: memory stays bounded whatever its size.  A stanza
+    over :data:`stanzas.MAX_STANZA` bytes, with a field over its bound or not
+    UTF-8 is an entry with an error naming it; the others route.
+    """
     f = _open_index(path)
     try:
-        use_apt = _HAVE_APT_PKG and not isinstance(f, io.BytesIO)
-        lines: IO[bytes] | list[bytes] = f if use_apt else f.read().splitlines(keepends=True)
-        number = 0
-        try:
-            for para in deb822.Sources.iter_paragraphs(
-                lines, use_apt_pkg=use_apt, fields=_FIELDS, encoding="utf-8"
-            ):
-                number += 1
-                name = str(para.get("Package", "")).strip()
-                origin = f"{path}: stanza {number}"
-                arches = tuple(str(para.get("Architecture", "")).split())
-                hwspec = str(para.get("Requires-Hwspec", ""))
+        for st in stanzas.read(f, _FIELDS):
+            origin = f"{path}: stanza {st.number} (line {st.line})"
+            if st.error:
+                name = st.fields.get("Package", "").strip()
                 yield SourceEntry(
-                    package=name,
-                    version=str(para.get("Version", "")).strip(),
-                    architectures=arches,
-                    hwspecs=value_texts(hwspec),
-                    has_tests=_has_autopkgtest(str(para.get("Testsuite", ""))),
+                    package=name if not _check_name(name) else "",
+                    version="",
+                    architectures=(),
+                    hwspecs=(),
+                    has_tests=False,
                     origin=origin,
-                    error=_check_name(name) or _check_hwspec(hwspec),
+                    error=st.error,
                 )
-        except (UnicodeDecodeError, ValueError, SystemError) as exc:
-            raise ArchiveError(f"{path}: after stanza {number}: {exc}") from None
+                continue
+            name = st.fields.get("Package", "").strip()
+            hwspec = st.fields.get("Requires-Hwspec", "")
+            error = _check_name(name) or _check_hwspec(hwspec)
+            yield SourceEntry(
+                package=name,
+                version=st.fields.get("Version", "").strip()[:MAX_NAME],
+                architectures=tuple(st.fields.get("Architecture", "").split()[:MAX_ARCH_WORDS]),
+                hwspecs=() if error else value_texts(hwspec),
+                has_tests=_has_autopkgtest(st.fields.get("Testsuite", "")),
+                origin=origin,
+                error=error,
+            )
+    except stanzas.IndexTooLarge as exc:
+        raise ArchiveError(f"{path}: {exc}") from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise ArchiveError(
+            f"cannot read {path}: {getattr(exc, 'strerror', None) or safe(str(exc))}"
+        ) from None
     finally:
         f.close()
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from autopkgtest_hw.source import architecture, migration
 from autopkgtest_hw.source.control import (
+    DEFAULT_HWSPEC,
     HWSPEC_FIELD_RE,
     KNOWN_RESTRICTIONS,
     KNOWN_TEST_FIELDS,
@@ -250,7 +251,7 @@ def _check_routing(pkg: SourcePackage) -> Iterator[Finding]:
     tests = hardware_tests(pkg)
     if not source.hwspec_fields:
         suggested = suggested_requirement(pkg)
-        if suggested is not None:
+        if suggested is not None and suggested.text != DEFAULT_HWSPEC:  # absent means cpu
             names = ", ".join(n for n, _s, specs in tests if specs)
             yield Finding(
                 "info",

@@ -30,9 +30,10 @@ from autopkgtest_hw.source.control import (
     TestStanza,
 )
 from autopkgtest_hw.source.hwspec_field import field_texts
+from autopkgtest_hw.spec.coverage import implies
 from autopkgtest_hw.spec.inventory import Inventory
 from autopkgtest_hw.spec.language import Alternative, Spec, SpecError, parse
-from autopkgtest_hw.spec.matcher import Verdict, match
+from autopkgtest_hw.spec.matcher import Verdict, match, unanswered_constraints
 
 IGNORE_OPTION = "--ignore-restrictions="
 #: autopkgtest knows it but never runs a test that has it.
@@ -117,21 +118,26 @@ class Plan:
         }
 
 
-def evaluate(text: str, inventory: Inventory) -> SpecResult:
-    """The verdict on one spec; an invalid spec is never satisfied, and says so."""
+def evaluate(text: str, inventory: Inventory, subject: str = "machine") -> SpecResult:
+    """The verdict on one spec; an invalid spec is never satisfied, and says so.
+
+    ``subject`` names what the inventory is in the message (a fleet "profile").
+    """
     try:
         spec = parse(text)
     except SpecError as exc:
         return SpecResult(text, False, str(exc), invalid=True)
-    verdict: Verdict = match(spec, inventory, label=text)
+    verdict: Verdict = match(spec, inventory, label=text, subject=subject)
     return SpecResult(text, verdict.satisfied, verdict.message)
 
 
-def plan_test(name: str, stanza: TestStanza, inventory: Inventory) -> TestPlan:
+def plan_test(
+    name: str, stanza: TestStanza, inventory: Inventory, subject: str = "machine"
+) -> TestPlan:
     skipped = architecture.skip_reason(inventory.cpu.arch, stanza.architecture)
     if skipped is not None:  # autopkgtest checks it first: nothing else is looked at
         return TestPlan(name, False, (), (skipped,), architecture=skipped)
-    results = tuple(evaluate(t.text, inventory) for t in stanza.needs_hw)
+    results = tuple(evaluate(t.text, inventory, subject) for t in stanza.needs_hw)
     blockers = [f"unknown field {f.name}" for f in stanza.unknown_fields]
     for t in stanza.restrictions:
         if t.text.startswith("needs-hw:"):
@@ -152,15 +158,17 @@ def hwspec_texts(pkg: SourcePackage) -> tuple[str, ...]:
     return field_texts(pkg.control.hwspec_fields)
 
 
-def make_plan(pkg: SourcePackage, inventory: Inventory) -> Plan:
+def make_plan(pkg: SourcePackage, inventory: Inventory, subject: str = "machine") -> Plan:
     specs = hwspec_texts(pkg) or (DEFAULT_HWSPEC,)
     tests: tuple[TestPlan, ...] = ()
     if pkg.tests is not None:
-        tests = tuple(plan_test(name, stanza, inventory) for name, stanza in pkg.tests.tests())
+        tests = tuple(
+            plan_test(name, stanza, inventory, subject) for name, stanza in pkg.tests.tests()
+        )
     return Plan(
         source=pkg.control.source,
         srcdir=pkg.srcdir,
-        requires_hwspec=tuple(evaluate(s, inventory) for s in specs),
+        requires_hwspec=tuple(evaluate(s, inventory, subject) for s in specs),
         tests=tests,
         hwspec_field=pkg.control.hwspec_fields[0].name if pkg.control.hwspec_fields else None,
         arch=inventory.cpu.arch,
@@ -227,10 +235,29 @@ def suggested_requirement(pkg: SourcePackage) -> Requirement | None:
     for _name, _stanza, specs in hardware_tests(pkg):
         for alt in alternatives_of_test(specs):
             alternatives.setdefault(alt.text, alt)
-    if not alternatives:
+    kept = _useful(list(alternatives.values()))
+    if not kept:
         return None
-    text = "|".join(alternatives)
-    return Requirement((Spec(text, tuple(alternatives.values())),), "tests")
+    text = "|".join(a.text for a in kept)
+    return Requirement((Spec(text, tuple(kept)),), "tests")
+
+
+def _useful(alternatives: list[Alternative]) -> list[Alternative]:
+    """The alternatives worth writing: none that can never hold (a constraint no detector
+    answers), none subsumed by another (``cuda:cc>=7.0`` beside ``cuda``)."""
+    answerable = [
+        a for a in alternatives if not unanswered_constraints(Spec(a.text, (a,)))
+    ] or alternatives  # all unanswerable: lint says so about each test; keep the field whole
+    out = []
+    for i, a in enumerate(answerable):
+        wider = [
+            b
+            for j, b in enumerate(answerable)
+            if j != i and implies(a, b) and (not implies(b, a) or j < i)
+        ]
+        if not wider:
+            out.append(a)
+    return out
 
 
 def package_requirement(pkg: SourcePackage) -> Requirement | None:

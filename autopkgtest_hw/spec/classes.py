@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from autopkgtest_hw.spec.hardware import (
     DISPLAY_ONLY_DRIVERS,
+    GPU_DRIVERS,
     KFD_NODE,
     OPENCL_DRIVERS,
     PASSTHROUGH_DRIVERS,
@@ -70,13 +71,20 @@ def _usable_gpu(d: Device) -> bool:
 
     Not one held for passthrough (vfio-pci), not a display-only chip (a BMC's
     ``ast``, a hypervisor's virtual VGA): those are recorded, in no class.
+    Where no PCI class was recorded (an inventory saved by an older version,
+    or written by hand), a GPU kernel driver bound to it says it is a GPU.
     """
     bound = (
         d.driver is not None
         and d.driver not in PASSTHROUGH_DRIVERS
         and d.driver not in DISPLAY_ONLY_DRIVERS
     )
-    return (is_pci_gpu_class(d.pci_class) and bound) or "nvml" in d.sources
+    return (is_pci_gpu_class(d.pci_class) and bound) or gpu_by_driver(d) or "nvml" in d.sources
+
+
+def gpu_by_driver(d: Device) -> bool:
+    """No PCI class recorded, but a GPU kernel driver bound: a GPU, inferred from the driver."""
+    return d.pci_class is None and d.driver in GPU_DRIVERS
 
 
 def _rocm(d: Device) -> bool:
@@ -211,6 +219,11 @@ _VULKAN_RUNTIME = (
     "install vulkan-tools and the device's Vulkan driver (mesa-vulkan-drivers,"
     " nvidia-vulkan-icd) on the host"
 )
+#: amdgpu (sysfs) and NVML report a GPU's memory; for others (i915, xe) only OpenCL does.
+_MEM_RUNTIME = (
+    "install the device's OpenCL ICD (intel-opencl-icd for Intel GPUs, mesa-opencl-icd)"
+    " and python3-pyopencl on the host"
+)
 _VIDEO_RUNTIME = (
     "install vainfo and the device's VA-API driver (mesa-va-drivers,"
     " intel-media-va-driver; NVML answers encode on NVIDIA) on the host"
@@ -231,7 +244,14 @@ KEYS: Mapping[str, Key] = {
         Key("vendor", STRING, ALL, lambda d: d.vendor, lambda c: c.vendor),
         Key("model", STRING, ALL, lambda d: d.model, lambda c: c.model),
         Key("pci", STRING, DEVICES, lambda d: d.pci_id),
-        Key("mem", SIZE, ALL, lambda d: d.memory, lambda c: c.memory),
+        Key(
+            "mem",
+            SIZE,
+            ALL,
+            lambda d: d.memory,
+            lambda c: c.memory,
+            to_know=tuple((c, _MEM_RUNTIME) for c in ("gpu", "sycl", "vulkan", "video")),
+        ),
         Key(COUNT, INT, ALL),
         Key(
             "driver",
@@ -298,12 +318,14 @@ def classes_of(d: Device) -> tuple[str, ...]:
 
 
 def current_classes(d: Device) -> tuple[str, ...]:
-    """The classes to match ``d`` by.
+    """The classes of ``d`` by this version's rules: the one classing every reader uses.
 
     A device that detectors reported (``sources`` set) is classed from its
-    facts by this version's rules, so an inventory recorded by an older
-    version (a BMC's ``ast`` chip then counted as a ``gpu``) reads as today;
-    a hand-written device without sources keeps the classes it states.
+    facts, so an inventory recorded by an older version (a BMC's ``ast`` chip
+    then counted as a ``gpu``; an RX 6800 saved without its PCI class) reads
+    as today.  A device without sources (one a program builds, or a saved one
+    whose facts were written by hand) has no detector's facts to class it by:
+    it keeps the classes it states.
     """
     return classes_of(d) if d.sources else d.classes
 

@@ -23,11 +23,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
-from autopkgtest_hw.base import bounds
+from autopkgtest_hw.base import bounds, log
 from autopkgtest_hw.base.errors import HwError
+from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.spec import classes as hw_classes
+from autopkgtest_hw.spec.hardware import DISPLAY_ONLY_DRIVERS
 
-SCHEMA_VERSION = 1
+#: The format ``detect --json`` writes.  2: every reader classes devices from
+#: their facts (PCI class, driver, detectors) by today's rules; the stored
+#: ``classes`` are for people and jq.  1: the same fields, read by versions
+#: that matched the stored classes; loaded by re-deriving them, with a
+#: warning naming what changed or was inferred.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 CAP_CLASS_PREFIX = "hw:"
 CAP_DEVICE_PREFIX = "hw-device="
@@ -123,13 +131,15 @@ class Inventory:
     cpu: Cpu = field(default_factory=Cpu)
     devices: tuple[Device, ...] = ()
     detectors: tuple[DetectorReport, ...] = ()
+    #: What loading a saved inventory inferred or changed (warnings for people).
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def of_class(self, device_class: str) -> tuple[Device, ...]:
-        return tuple(d for d in self.devices if device_class in d.classes)
+        return tuple(d for d in self.devices if device_class in hw_classes.current_classes(d))
 
     def classes(self) -> tuple[str, ...]:
-        """Every class this inventory satisfies (``cpu`` always)."""
-        present = {c for d in self.devices for c in d.classes}
+        """Every class this inventory satisfies (``cpu`` always), by today's rules."""
+        present = {c for d in self.devices for c in hw_classes.current_classes(d)}
         return tuple(c.name for c in hw_classes.CLASSES if c.is_machine or c.name in present)
 
     # -- JSON ---------------------------------------------------------------
@@ -150,19 +160,23 @@ class Inventory:
         if not isinstance(data, dict):
             raise InventoryError("an inventory is a JSON object")
         version = data.get("version")
-        if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python
+        if type(version) is not int or version not in READABLE_VERSIONS:  # true == 1 in Python
             raise InventoryError(
-                f"inventory version {_show(version)} is not supported"
-                f" (this version reads {SCHEMA_VERSION})"
+                f"inventory version {_show(version)} is not supported (this version reads"
+                f" {', '.join(map(str, READABLE_VERSIONS))}); run 'autopkgtest-hw detect --json'"
+                " on the host again to save it in this version's format"
             )
         devices = _list_of(data, "devices")
         if len(devices) > bounds.MAX_DEVICES:
             raise InventoryError(f"{len(devices)} devices: at most {bounds.MAX_DEVICES} are read")
         cpu = data.get("cpu") or {}
+        read = [Device.from_dict(d) for d in devices]
+        classed, notes = _reclassed(read, version)
         return cls(
             cpu=Cpu.from_dict(cpu),
-            devices=tuple(Device.from_dict(d) for d in devices),
+            devices=classed,
             detectors=tuple(DetectorReport.from_dict(r) for r in _list_of(data, "detectors")),
+            notes=notes,
         )
 
     @classmethod
@@ -190,9 +204,12 @@ class Inventory:
                 f"{path}: not valid UTF-8 (byte {exc.start}); an inventory is UTF-8 JSON"
             ) from None
         try:
-            return cls.from_json(text)
+            inventory = cls.from_json(text)
         except InventoryError as exc:
             raise InventoryError(f"{path}: {exc}") from None
+        for note in inventory.notes:
+            log.warning(f"{path}: {note}")
+        return inventory
 
     # -- virt-server capabilities ------------------------------------------
 
@@ -217,7 +234,38 @@ class Inventory:
         report = DetectorReport(
             "capabilities", "ok", "from the testbed's capabilities", len(devices)
         )
-        return cls(cpu=cpu or Cpu(), devices=tuple(devices), detectors=(report,))
+        classed, _notes = _reclassed(devices, SCHEMA_VERSION)
+        return cls(cpu=cpu or Cpu(), devices=classed, detectors=(report,))
+
+
+def _reclassed(devices: list[Device], version: int) -> tuple[tuple[Device, ...], tuple[str, ...]]:
+    """Each device with its classes by today's rules, and a note for each that changed.
+
+    The one classing code path (``classes.current_classes``) decides; a note
+    names what was inferred (a GPU from its driver where no PCI class was
+    saved) or why a stored class no longer holds.
+    """
+    out: list[Device] = []
+    notes: list[str] = []
+    for i, d in enumerate(devices, 1):
+        now = hw_classes.current_classes(d)
+        inferred = hw_classes.gpu_by_driver(d) and "gpu" in now and bool(d.sources)
+        if now != d.classes or (inferred and version < SCHEMA_VERSION):
+            why = []
+            if inferred:
+                why.append(f"a GPU inferred from its driver {safe(d.driver)} (no PCI class saved)")
+            if d.driver in DISPLAY_ONLY_DRIVERS:
+                why.append(f"{safe(d.driver)} is a display-only driver, in no class")
+            stored = ", ".join(safe(c) for c in d.classes) or "none"
+            notes.append(
+                f"device {i} ({safe(d.label)}), saved in format {version}: classed as"
+                f" {', '.join(now) or 'no class'} by this version's rules (saved: {stored})"
+                + (f"; {'; '.join(why)}" if why else "")
+                + "; run 'autopkgtest-hw detect --json' on the host to save it again"
+            )
+            d = dataclasses.replace(d, classes=now)
+        out.append(d)
+    return tuple(out), tuple(notes)
 
 
 def _quote_json(data: Mapping[str, Any]) -> str:

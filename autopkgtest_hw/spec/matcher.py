@@ -83,6 +83,8 @@ class _Cand:
         if raw is not None:
             if kind in (hw.SIZE, hw.INT):
                 out = raw if isinstance(raw, int) else None
+                if kind == hw.SIZE and out is not None and self.device is not None:
+                    out = sizes.nominal(out)  # what the card was sold as (docs: nominal)
             elif kind == hw.VERSION:
                 try:
                     out = _version_key(parse_version(str(raw)))
@@ -231,10 +233,26 @@ def unanswered_constraints(spec: Spec) -> list[tuple[str, Constraint, str]]:
                 continue
             if c.feature:
                 continue
-            known = hw.KEYS[c.key].why_unanswered(alt.device_class)
+            known = hw.KEYS[c.key].why_unanswered(alt.device_class) or _by_vendor(alt, c)
             if known:
                 out.append((alt.device_class, c, known))
     return out
+
+
+#: Vendors whose Debian kernel drivers report no version, and the class that says why.
+_NO_DRIVER_VERSION = {"amd": "rocm", "intel": "sycl"}
+
+
+def _by_vendor(alt: Alternative, c: Constraint) -> str | None:
+    """``gpu:vendor=amd:driver>=6.0``: the vendor's drivers answer no driver version."""
+    vendor = alt.constraint("vendor")
+    if c.key != "driver" or vendor is None or vendor.op != "=":
+        return None
+    wanted = [v.lower() for v in vendor.values]
+    if not all(v in _NO_DRIVER_VERSION for v in wanted):
+        return None
+    whys = [hw.KEYS["driver"].why_unanswered(_NO_DRIVER_VERSION[v]) for v in wanted]
+    return "; ".join(dict.fromkeys(w for w in whys if w))
 
 
 def _cached_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
@@ -255,15 +273,8 @@ def _match_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
         keys = ", ".join(repr(c.key) for c in unknown)
         return (False, f"unknown key {keys} (a newer autopkgtest-hw may know it)", (), True)
 
-    in_class = _candidates(alt, view)
-    count_c = alt.constraint(hw.COUNT)
-    tests = [_test(c) for c in alt.constraints if c.key != hw.COUNT]
-    fitting = [cand for cand in in_class if all(t(cand) for t in tests)]
+    in_class, fitting, count_c, ok = _fitting(alt, view)
     n = len(fitting)
-    if count_c is not None:
-        ok = _compare(n, count_c.op, [int(v) for v in count_c.values])
-    else:
-        ok = n >= 1
     devices = tuple(c.device for c in fitting if c.device is not None)
     hw_class = hw.get(alt.device_class)
     cls_name = hw_class.display
@@ -275,6 +286,34 @@ def _match_alternative(alt: Alternative, view: _View, subject: str) -> _Result:
         verb = "fits" if n == 1 else "fit"
         return True, f"{_count(n, cls_name)} {verb} ({_list(fitting, alt)})", devices, False
     return False, _explain(alt, view, in_class, fitting, count_c, subject), (), False
+
+
+def holds(spec: Spec, inventory: Inventory) -> bool:
+    """Whether ``spec`` holds on ``inventory``, as :func:`match` decides, without its message.
+
+    Routing decides thousands of specs against every profile and needs the
+    message only for the profile it reports as closest.
+    """
+    view = _view(inventory)
+    return any(
+        not any(c.unknown for c in alt.constraints) and _fitting(alt, view)[3]
+        for alt in spec.alternatives
+    )
+
+
+def _fitting(
+    alt: Alternative, view: _View
+) -> tuple[list[_Cand], list[_Cand], Constraint | None, bool]:
+    """The alternative's class members, those that fit, its count constraint, whether it holds."""
+    in_class = _candidates(alt, view)
+    count_c = alt.constraint(hw.COUNT)
+    tests = [_test(c) for c in alt.constraints if c.key != hw.COUNT]
+    fitting = [cand for cand in in_class if all(t(cand) for t in tests)]
+    if count_c is not None:
+        ok = _compare(len(fitting), count_c.op, [int(v) for v in count_c.values])
+    else:
+        ok = len(fitting) >= 1
+    return in_class, fitting, count_c, ok
 
 
 def _candidates(alt: Alternative, view: _View) -> list[_Cand]:
@@ -491,7 +530,10 @@ def _describe(
             facts.append(f"{key} unknown")
             _hint(cand, key, hints)
         else:
-            facts.append(f"{key} {_show(key, value, constraints)}")
+            fact = f"{key} {_show(key, value, constraints)}"
+            if key == "mem" and cand.device is not None and cand.value(key) != value:
+                fact += f" (nominal {_show(key, cand.value(key), constraints)})"
+            facts.append(fact)
     features = cand.features()
     known = cand.features_known()
     for c in alt.constraints:

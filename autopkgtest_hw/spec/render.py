@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from autopkgtest_hw.base.text import escape
+from autopkgtest_hw.spec.classes import current_classes
 from autopkgtest_hw.spec.hardware import DISPLAY_ONLY_DRIVERS
 from autopkgtest_hw.spec.inventory import Cpu, DetectorReport, Device, Inventory
 from autopkgtest_hw.spec.sizes import format_size
@@ -63,7 +64,7 @@ def _device_line(index: int, d: Device) -> str:
     facts += _compute_facts(d)
     if d.uuid:
         facts.append(f"UUID {d.uuid}")
-    classes = ",".join(d.classes) or "-"
+    classes = ",".join(current_classes(d)) or "-"
     return f"{index}: {d.label} ({'; '.join(facts)}) classes: {classes}"
 
 
@@ -155,7 +156,7 @@ def device_block(index: int, d: Device) -> list[str]:
         placement.append(f"NUMA node {d.numa_node}")
     if placement:
         lines.append(_INDENT + "; ".join(placement))
-    classes = " ".join(d.classes) or "none"
+    classes = " ".join(current_classes(d)) or "none"
     sources = f" (seen by {', '.join(d.sources)})" if d.sources else ""
     lines.append(f"{_INDENT}classes: {classes}{sources}")
     return [escape(line) for line in lines]
@@ -168,9 +169,10 @@ def detector_line(r: DetectorReport, all_reports: tuple[DetectorReport, ...] = (
 
 
 def _kind(d: Device) -> str:
-    if d.driver in DISPLAY_ONLY_DRIVERS and not d.classes:
+    classes = current_classes(d)
+    if d.driver in DISPLAY_ONLY_DRIVERS and not classes:
         return "Display"  # a BMC's chip or a virtual VGA: recorded, in no class
-    if d.pci_address or "gpu" in d.classes:
+    if d.pci_address or "gpu" in classes:
         return "GPU"
     if d.opencl_type:
         return "OpenCL"

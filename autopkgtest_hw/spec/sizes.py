@@ -6,6 +6,11 @@ and drivers report a little less than the label: a "16 GB" Tesla T4 reports
 holds on both.  A verdict shows a device's size in the unit the spec used, with
 as many decimals as it takes never to print the asked figure for a size that
 is not it (``mem 15.99G`` against ``mem>=16G``, never ``mem 16.0G``).
+
+A device's ``mem`` is compared by its *nominal* size (:func:`nominal`): cards
+with ECC or firmware-reserved memory report less than they are sold with (a
+"8 GB" Tesla P4 reports 7,611 MiB, 7.98e9 bytes; a "12 GB" K80 GPU 11,441
+MiB; an "80 GB" H100 81,559 MiB).
 """
 
 from __future__ import annotations
@@ -22,6 +27,28 @@ SIZE_FORMS = "decimal K M G T or binary Ki Mi Gi Ti, B optional"
 _POWERS = {"K": 1, "M": 2, "G": 3, "T": 4}
 #: The most decimals a shown size ever needs (2^-40 has 40; 1e-12 has 12).
 _MAX_DECIMALS = 40
+
+
+#: A reported total at least this fraction of the next whole GiB is that GiB.
+#: ECC takes 1/16 of an NVIDIA card's memory and the driver a little more (a P4
+#: reports 92.9% of 8 GiB, a K80 GPU 93.1% of 12 GiB); 11/12 (91.7%) admits
+#: them and leaves a card that reports 7.3 GiB at 7.3 GiB.
+NOMINAL_FRACTION = (11, 12)
+_GiB = 1 << 30
+
+
+def nominal(reported: int) -> int:
+    """The size a device was sold as: ``reported`` rounded up to the next whole GiB
+    when it is at least 11/12 of it, else ``reported`` itself.
+
+    It never exceeds the whole GiB just above the reported total, so an 8 GB
+    card (at most 8 GiB = 8.59e9 bytes) never satisfies ``mem>=10G``.
+    """
+    if reported <= 0:
+        return reported
+    whole = -(-reported // _GiB) * _GiB
+    num, den = NOMINAL_FRACTION
+    return whole if reported * den >= whole * num else reported
 
 
 def unit_factor(unit: str) -> int:

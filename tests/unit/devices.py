@@ -138,9 +138,10 @@ POCL_SEEN = Device(
     opencl_extensions=("cl_khr_fp64",),
     sources=("opencl",),
 )
-#: An H100 PCIe as udev and NVML report it together, MIG on.
+#: An H100 PCIe as udev and NVML report it together, MIG on (classed as `detect` classes it).
 H100_PCIE = dataclasses.replace(
     H100,
+    classes=("gpu", "cuda", "opencl", "vulkan", "video"),
     model="NVIDIA H100 PCIe",
     device_nodes=("/dev/nvidia0", "/dev/nvidiactl"),
     iommu_group="17",

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from autopkgtest_hw.locks import holders as hw_holders
 from autopkgtest_hw.locks.allocate import AllocationError, acquire, holders, lock_name, select
+from autopkgtest_hw.locks.lockstate import device_states
 from autopkgtest_hw.spec.inventory import Device, Inventory
 
 
@@ -84,7 +86,8 @@ def test_exclusive_lock_is_held_and_named(tmp_path: Path) -> None:
         path = tmp_path / lock_name(gpu(0))
         [holder] = holders(str(path))
         assert holder.startswith(f"pid {os.getpid()} (") and "pytest" in holder
-        with pytest.raises(AllocationError, match=r"gave up after 0 s .*GPU 0 .* locked by pid"):
+        busy = r"not waiting \(--lock-timeout 0\): GPU 0 .* locked by pid"
+        with pytest.raises(AllocationError, match=busy):
             acquire([gpu(0)], None, str(tmp_path))
     finally:
         alloc.release()
@@ -163,3 +166,66 @@ def test_lock_descriptors_are_not_inherited_by_accident(tmp_path: Path) -> None:
         assert fcntl.fcntl(alloc.fds[0], fcntl.F_GETFD) & fcntl.FD_CLOEXEC
     finally:
         alloc.release()
+
+
+def test_one_gpu_is_one_lock_whichever_detectors_saw_it(tmp_path: Path) -> None:
+    """Issue 18, 5: a saved inventory with the NVML UUID and a run without NVML both got it."""
+    with_nvml = gpu(0)
+    without_nvml = gpu(0, uuid=None, index=None, sources=("udev",), pci_address="0000:00:00.0")
+    assert lock_name(with_nvml) == lock_name(without_nvml)
+    alloc = acquire([with_nvml], None, str(tmp_path))
+    try:
+        with pytest.raises(AllocationError, match="locked by pid"):
+            acquire([without_nvml], None, str(tmp_path))
+        [record] = hw_holders.live_holders(str(tmp_path / lock_name(with_nvml)))
+        assert record.device == with_nvml.uuid  # the UUID is recorded with the lock
+    finally:
+        alloc.release()
+
+
+def test_a_lock_is_not_hidden_behind_many_others(tmp_path: Path) -> None:
+    """Issue 18, 8: only the first 1 MiB of /proc/locks was read; 48 k flocks hid the holder.
+
+    The kernel lists each CPU's locks newest first: locks taken on the same CPU
+    after ours come before it.
+    """
+    cpu = min(os.sched_getaffinity(0))
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        alloc = acquire([gpu(0)], None, str(tmp_path))
+    finally:
+        os.sched_setaffinity(0, mine)
+    flood = tmp_path / "flood"
+    flood.mkdir()
+    code = (  # a lock each on files of their own: the kernel's table grows, not its work
+        "import fcntl, os, sys, time\n"
+        f"os.sched_setaffinity(0, {{{cpu}}})\n"
+        "parent = os.getpid()\n"
+        "for k in range(2):\n"
+        "    if os.fork() == 0:\n"
+        "        fds = []\n"
+        "        for i in range(12000):\n"
+        "            fds.append(os.open(f'{sys.argv[1]}/{k}-{i}', os.O_RDONLY | os.O_CREAT))\n"
+        "            fcntl.flock(fds[-1], fcntl.LOCK_SH)\n"
+        "        print('flooded', flush=True)\n"
+        "        while os.getppid() == parent:\n"
+        "            time.sleep(0.1)\n"
+        "        os._exit(0)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(flood)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert [proc.stdout.readline() for _ in range(2)] == [b"flooded\n"] * 2
+        with open("/proc/locks", "rb") as f:
+            table = f.read()
+        assert table.index(b"FLOCK", 1 << 20) > 0  # more than the 1 MiB that was read
+        [state] = device_states(Inventory(devices=(gpu(0),)), str(tmp_path))
+        assert state.state == "held" and [h.pid for h in state.holders] == [os.getpid()]
+    finally:
+        proc.kill()
+        proc.wait()
+        alloc.release()
+        if proc.stdout is not None:
+            proc.stdout.close()

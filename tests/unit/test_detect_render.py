@@ -33,10 +33,10 @@ def test_table_like_nvidia_smi_and_clinfo() -> None:
         " CUDA 12.4, MIG on"
     ) in lines
     assert "    nodes /dev/nvidia0 /dev/nvidiactl; IOMMU group 17; NUMA node 0" in lines
-    assert "    classes: gpu cuda vulkan (seen by udev, nvml)" in lines
+    assert "    classes: gpu cuda opencl vulkan video (seen by udev, nvml)" in lines
     assert "OpenCL 1: pthread-haswell-AMD EPYC" in lines
     assert "    OpenCL 3.0 cpu on Portable Computing Language (fp64)" in lines
-    assert "Classes: cpu gpu cuda opencl vulkan" in lines
+    assert "Classes: cpu gpu cuda opencl vulkan video" in lines
     assert "  opencl  unavailable  no OpenCL platform (no ICD installed or none loads)" in lines
     assert "  cpu     ok           64 logical CPUs" in lines
 
@@ -51,7 +51,7 @@ def test_table_without_devices() -> None:
 def test_device_line_for_logs() -> None:
     line = describe_device(H100, "line", position=0)
     assert line.startswith("0: NVIDIA H100 PCIe (nvidia; 0000:3b:00.0; [10de:2330]; 80GiB; sm_90")
-    assert line.endswith("classes: gpu,cuda,vulkan")
+    assert line.endswith("classes: gpu,cuda,opencl,vulkan,video")  # today's rules, not stored
     assert "\n" not in line
 
 

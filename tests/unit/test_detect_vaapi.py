@@ -64,3 +64,10 @@ def test_no_vainfo_is_unavailable_with_the_package_to_install(
         "unavailable",
         "vainfo is not installed (Debian: vainfo)",
     )
+
+
+def test_a_recorded_intel_ihd_vainfo_gives_its_codecs() -> None:
+    """A real iHD 24.1 recording (tests/data/vainfo/README.md): AV1 decode, no AV1 encode."""
+    decode, encode = vaapi.parse_vainfo((DATA / "ihd-raptorlake-ubuntu2404.txt").read_text())
+    assert set(decode) == {"mpeg2", "h264", "vc1", "jpeg", "vp8", "hevc", "vp9", "av1"}
+    assert set(encode) == {"mpeg2", "h264", "jpeg", "hevc", "vp9"}

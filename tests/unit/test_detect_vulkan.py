@@ -94,3 +94,39 @@ def test_a_loader_without_drivers_is_unavailable(monkeypatch: pytest.MonkeyPatch
     (report,) = [r for r in inv.detectors if r.name == "vulkan"]
     assert report.status == "unavailable"
     assert report.detail.startswith("no Vulkan driver loads (")
+
+
+# -- older formats, recorded (issue 19, item 7) ------------------------------
+
+
+def test_the_packed_api_version_of_older_vulkaninfo_is_read() -> None:
+    (v3d,), cpus = vulkan.parse_summary((DATA / "v3d-rpi4-vulkan-tools-1.2.162.txt").read_text())
+    assert cpus == 1
+    assert v3d.model == "V3D 4.2" and v3d.vulkan_version == "1.0"
+    assert v3d.vendor == "broadcom" or v3d.pci_id == "14e4:002a"
+
+
+def test_a_recorded_nvidia_and_intel_laptop_reads_with_versions() -> None:
+    text = (DATA / "gtx1660ti-uhd770-devices-section.txt").read_text()
+    devices, cpus = vulkan.parse_summary(text)
+    assert cpus == 1
+    assert [(d.pci_id, d.vulkan_version) for d in devices] == [
+        ("10de:2182", "1.3"),
+        ("8086:a780", "1.3"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "version"),
+    [
+        ("1.3.230", "1.3"),
+        ("4206834 (1.3.242)", "1.3"),
+        ("4194459", "1.0"),
+        ("4202678", "1.2"),
+        ("99999999999", None),
+        ("(1.3)", None),
+        ("", None),
+    ],
+)
+def test_every_api_version_form_reads(text: str, version: str | None) -> None:
+    assert vulkan.api_version(text) == version

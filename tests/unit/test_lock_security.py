@@ -10,15 +10,19 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from autopkgtest_hw.locks.allocate import AllocationError, acquire, holders, lock_name
-from autopkgtest_hw.spec.inventory import Device
-from tests.unit.hostile import User, is_root, local_user
+from autopkgtest_hw.locks.lockstate import device_states
+from autopkgtest_hw.spec.inventory import Device, Inventory
+from tests.unit.hostile import REPO, User, is_root, local_user
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="creates a local user (needs root)")
 
@@ -82,41 +86,92 @@ def test_a_planted_symlink_never_makes_root_write_its_target(area: Path, user: U
         alloc.release()
 
 
-def test_a_planted_fifo_or_hard_link_is_refused_not_used(area: Path, user: User) -> None:
+PLANT = {
+    "fifo": "import os, sys; os.mkfifo(sys.argv[1])",
+    "directory": (
+        "import os, sys; os.mkdir(sys.argv[1]); os.mkdir(sys.argv[1] + '/deeper');"
+        " os.symlink('/etc', sys.argv[1] + '/deeper/etc')"
+    ),
+    "hard link": (
+        "import os, sys; d = os.path.dirname(sys.argv[1]); open(d + '/mine', 'w').close();"
+        " os.link(d + '/mine', sys.argv[1])"
+    ),
+    "symlink": "import os, sys; os.symlink('/etc/passwd', sys.argv[1])",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANT))
+def test_root_removes_what_a_user_planted_at_a_lock_name(area: Path, user: User, kind: str) -> None:
+    """Issue 18, 2: a FIFO, directory or second hard link at a lock name blocked every run."""
     locks = shared_dir(area)
     gpu = device(node(area, 0o666))
-    r = user.run("import os, sys; os.mkfifo(sys.argv[1])", str(locks / lock_name(gpu)))
+    r = user.run(PLANT[kind], str(locks / lock_name(gpu)))
     assert r.returncode == 0, r.stderr
-    with pytest.raises(AllocationError, match="not a regular file"):
-        acquire([gpu], None, str(locks))
-    (locks / lock_name(gpu)).unlink()
-    mine = area / "users-file"
-    r = user.run(
-        "import os, sys; open(sys.argv[1], 'w').close(); os.link(sys.argv[1], sys.argv[2])",
-        str(area / "users-file"),
-        str(locks / lock_name(gpu)),
-    )
-    if r.returncode != 0:  # /tmp/... is root's 0755: the user cannot write there
-        r = user.run(
-            "import os, sys; open(sys.argv[1], 'w').close(); os.link(sys.argv[1], sys.argv[2])",
-            str(locks / "other"),
-            str(locks / lock_name(gpu)),
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        st = os.lstat(locks / lock_name(gpu))
+        assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == 0
+        assert os.path.exists("/etc/passwd") and os.path.isdir("/etc")
+    finally:
+        alloc.release()
+    if kind == "hard link":
+        assert (locks / "mine").read_text() == ""  # the user's own name is left alone
+
+
+def test_a_user_is_refused_safely_at_a_planted_name(area: Path, user: User) -> None:
+    """Only root may remove another user's things: a user gets an error that says so."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    with local_user() as victim:
+        r = user.run(PLANT["fifo"], str(locks / lock_name(gpu)))
+        assert r.returncode == 0, r.stderr
+        r = victim.run(
+            "import sys\n"
+            "from autopkgtest_hw.locks.allocate import AllocationError, acquire\n"
+            "from autopkgtest_hw.spec.inventory import Device\n"
+            "d = Device(classes=('gpu',), pci_address='0000:01:00.0',"
+            " device_nodes=(sys.argv[2],))\n"
+            "try:\n"
+            "    acquire([d], None, sys.argv[1])\n"
+            "except AllocationError as exc:\n"
+            "    print(exc)\n",
+            str(locks),
+            gpu.device_nodes[0],
         )
     assert r.returncode == 0, r.stderr
-    with pytest.raises(AllocationError, match="2 hard links"):
-        acquire([gpu], None, str(locks))
-    assert not mine.exists() or mine.read_text() == ""
+    assert "not a regular file" in r.stdout and "root removes it" in r.stdout
+    assert stat.S_ISFIFO(os.lstat(locks / lock_name(gpu)).st_mode)
+
+
+def test_a_device_user_cannot_hard_link_roots_lock_file(area: Path, user: User) -> None:
+    """Issue 18, 2: root's lock file was 0666, so protected_hardlinks let anybody link it."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        r = user.run(
+            "import os, sys; os.link(sys.argv[1], sys.argv[2])",
+            str(locks / lock_name(gpu)),
+            str(locks / "copy.lock"),
+        )
+        assert r.returncode != 0 and "Operation not permitted" in r.stderr
+        assert os.stat(locks / lock_name(gpu)).st_nlink == 1
+    finally:
+        alloc.release()
 
 
 def test_a_user_barred_from_the_device_cannot_block_roots_lock(area: Path, user: User) -> None:
     """Holding an flock needs only a read descriptor: the lock file is root's 0600 here."""
     locks = shared_dir(area)
     gpu = device(node(area, 0o600))  # only root may open the device
-    acquire([gpu], None, str(locks)).release()
-    path = locks / lock_name(gpu)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
-    r = user.run("import sys; open(sys.argv[1], 'rb')", str(path))
-    assert r.returncode != 0 and "Permission denied" in r.stderr
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        path = locks / lock_name(gpu)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
+        r = user.run("import sys; open(sys.argv[1], 'rb')", str(path))
+        assert r.returncode != 0 and "Permission denied" in r.stderr
+    finally:
+        alloc.release()
     acquire([gpu], None, str(locks)).release()
 
 
@@ -172,7 +227,7 @@ def test_forged_holder_lines_are_not_what_a_waiter_prints(area: Path, user: User
     acquire([gpu], None, str(locks)).release()
     forger = user.start(
         "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
         "os.write(fd, b'hw1 pid=1 kind=ci user=root package=trusted argv=official%20CI\\n')\n"
         "print('held', flush=True)\n"
@@ -190,6 +245,35 @@ def test_forged_holder_lines_are_not_what_a_waiter_prints(area: Path, user: User
         forger.wait()
         assert forger.stdout is not None
         forger.stdout.close()
+
+
+FORGE = (
+    "import os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_WRONLY)\n"
+    "os.ftruncate(fd, 0)\n"
+    "os.write(fd, f'hw1 pid={sys.argv[2]} kind=porterbox user=root until=9999999999\\n'.encode())\n"
+)
+
+
+def test_a_device_user_cannot_forge_roots_holder_record(area: Path, user: User) -> None:
+    """Issue 18, 10: root's record rewritten with the real pid was shown as verified."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    path = locks / lock_name(gpu)
+    alloc = acquire([gpu], None, str(locks))
+    try:
+        r = user.run(FORGE, str(path), str(os.getpid()))
+        assert r.returncode != 0 and "Permission denied" in r.stderr  # only its owner writes it
+        path.chmod(0o666)  # a lock file as older versions left it: anybody may write
+        r = user.run(FORGE, str(path), str(os.getpid()))
+        assert r.returncode == 0, r.stderr
+        [state] = device_states(Inventory(devices=(gpu,)), str(locks))
+        [held_by] = state.holders
+        assert state.state == "held" and held_by.pid == os.getpid()
+        assert not held_by.verified and "porterbox" not in held_by.describe()
+        assert holders(str(path)) == [f"pid {os.getpid()} of user root"]
+    finally:
+        alloc.release()
 
 
 def test_an_existing_private_lock_dir_keeps_its_mode(area: Path) -> None:
@@ -251,3 +335,179 @@ def test_a_planted_fifo_ticket_does_not_block_the_queue(area: Path, user: User) 
             acquire([gpu], None, str(locks), timeout=0.3)  # queues: reads the tickets
     finally:
         held.release()
+
+
+HOLD = (
+    "import sys, time\n"
+    "from autopkgtest_hw.locks.allocate import acquire\n"
+    "from autopkgtest_hw.spec.inventory import Device\n"
+    "d = Device(classes=('gpu',), pci_address='0000:01:00.0', device_nodes=(sys.argv[2],),\n"
+    "           uuid='GPU-00000000-0000-0000-0000-000000000001')\n"
+    "alloc = acquire([d], None, sys.argv[1], timeout=float(sys.argv[3]))\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(float(sys.argv[4]))\n"
+)
+
+
+def test_a_lock_file_a_user_made_for_a_root_device_is_open_to_all(area: Path, user: User) -> None:
+    """Issue 18, 3: the creator's fchown(gid 0) failed and the fchmod after it was skipped."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))  # root:root 0666, like /dev/nvidia0
+    first = user.start(HOLD, str(locks), gpu.device_nodes[0], "0", "120")
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "locked"
+        st = (locks / lock_name(gpu)).stat()
+        assert st.st_uid == user.uid and stat.S_IMODE(st.st_mode) == 0o644
+        with local_user() as worker:  # the debci worker's user: waits, is not refused
+            r = worker.run(HOLD, str(locks), gpu.device_nodes[0], "0", "0")
+            assert "not waiting (--lock-timeout 0)" in r.stderr, r.stderr
+            first.kill()  # SIGKILL: the file stays behind, the lock goes
+            first.wait()
+            r = worker.run(HOLD, str(locks), gpu.device_nodes[0], "5", "0")
+            assert r.returncode == 0 and r.stdout.strip() == "locked", r.stderr
+    finally:
+        first.kill()
+        first.wait()
+        assert first.stdout is not None
+        first.stdout.close()
+
+
+def test_a_user_gets_the_device_after_its_node_became_open(area: Path, user: User) -> None:
+    """Issue 20: a lock file made while the node was 0644 stayed 0600 when it became 0666."""
+    locks = shared_dir(area)
+    n = node(area, 0o644)
+    gpu = device(n)
+    acquire([gpu], None, str(locks)).release()
+    n.chmod(0o666)
+    r = user.run(HOLD, str(locks), str(n), "0", "0")
+    assert r.returncode == 0 and r.stdout.strip() == "locked", r.stderr
+
+
+def queue_dir(locks: Path) -> Path:
+    """The queue as the Debian package makes it at boot (debian/autopkgtest-hw.tmpfiles)."""
+    q = locks / "queue"
+    q.mkdir()
+    q.chmod(0o1777)
+    return q
+
+
+FAKE_TICKETS = (
+    "import fcntl, os, sys, time\n"
+    "q, lock, count = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+    "record = f'hw1 pid=1 kind=porterbox user=root\\nwants {lock}\\n'.encode()\n"
+    "fds = []\n"
+    "for name in ('1-1.ticket', f'2-{os.getpid()}.ticket'):\n"
+    "    fd = os.open(os.path.join(q, name), os.O_RDWR | os.O_CREAT, 0o644)\n"
+    "    os.write(fd, record.replace(b'pid=1', f'pid={os.getpid()}'.encode())\n"
+    "             if name.startswith('2-') else record)\n"
+    "    fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "    fds.append(fd)\n"
+    "for i in range(count):  # one flocked file under many names\n"
+    "    os.link(os.path.join(q, f'2-{os.getpid()}.ticket'),\n"
+    "            os.path.join(q, f'{3 + i}-{os.getpid()}.ticket'))\n"
+    "print('queued', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.mark.parametrize(("mode", "links"), [(0o600, 0), (0o666, 1000)])
+def test_nobody_can_block_the_device_with_forged_tickets(
+    area: Path, user: User, mode: int, links: int
+) -> None:
+    """Issue 18, 1: a user's ticket (pid 1, or hard-linked 1000 times) blocked root's CI."""
+    locks = shared_dir(area)
+    q = queue_dir(locks)
+    gpu = device(node(area, mode))
+    fake = user.start(FAKE_TICKETS, str(q), lock_name(gpu), str(links))
+    try:
+        assert fake.stdout is not None and fake.stdout.readline().strip() == "queued"
+        [state] = device_states(Inventory(devices=(gpu,)), str(locks))
+        assert state.state == "free" and state.waiters == []
+        alloc = acquire([gpu], None, str(locks))  # --lock-timeout 0 and not blocked
+        alloc.release()
+    finally:
+        fake.kill()
+        fake.wait()
+        assert fake.stdout is not None
+        fake.stdout.close()
+
+
+def test_a_device_users_own_ticket_counts(area: Path, user: User) -> None:
+    """The queue still works for the users of the device: a ticket of their own process."""
+    locks = shared_dir(area)
+    queue_dir(locks)
+    gpu = device(node(area, 0o666))
+    held = acquire([gpu], None, str(locks))
+    waiter = user.start(HOLD, str(locks), gpu.device_nodes[0], "30", "0")
+    try:
+        for _ in range(100):
+            [state] = device_states(Inventory(devices=(gpu,)), str(locks))
+            if state.waiters:
+                break
+            time.sleep(0.1)
+        [w] = state.waiters
+        assert w.pid == waiter.pid and w.user == user.name and w.verified
+    finally:
+        held.release()
+    assert waiter.stdout is not None and waiter.stdout.readline().strip() == "locked"
+    waiter.wait()
+    waiter.stdout.close()
+
+
+@pytest.mark.parametrize("planted", ["file", "directory"])
+def test_root_queues_whatever_a_user_planted_as_the_queue(
+    area: Path, user: User, planted: str
+) -> None:
+    """Issue 18, 1: a plain file `queue`, or a user's own `queue/`, made root's runs fail."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    make = "open(sys.argv[1], 'w').close()" if planted == "file" else "os.mkdir(sys.argv[1])"
+    r = user.run(f"import os, sys; {make}", str(locks / "queue"))
+    assert r.returncode == 0, r.stderr
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(locks), gpu.device_nodes[0], "0", "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(AllocationError, match=r"gave up after 0\.5 s"):
+            acquire([gpu], None, str(locks), timeout=0.5)
+        st = os.lstat(locks / "queue")
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
+def test_a_user_waits_without_a_ticket_where_the_queue_is_not_trusted(
+    area: Path, user: User
+) -> None:
+    """Another user's `queue` file cannot be removed by a user: they wait all the same."""
+    locks = shared_dir(area)
+    gpu = device(node(area, 0o666))
+    with local_user() as planter:
+        r = planter.run("import sys; open(sys.argv[1], 'w').close()", str(locks / "queue"))
+        assert r.returncode == 0, r.stderr
+        held = acquire([gpu], None, str(locks))
+        waiter = user.start(HOLD, str(locks), gpu.device_nodes[0], "30", "0")
+        time.sleep(1)
+        held.release()
+        assert waiter.stdout is not None and waiter.stdout.readline().strip() == "locked"
+        assert waiter.wait() == 0
+        waiter.stdout.close()
+
+
+@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None, reason="needs systemd-tmpfiles")
+def test_the_package_makes_the_queue_at_boot_with_the_lock_dir(area: Path, user: User) -> None:
+    """Issue 18, 1: tmpfiles.d made only the lock directory; a user could make `queue/` first."""
+    tmpfiles = Path(REPO) / "debian" / "autopkgtest-hw.tmpfiles"
+    subprocess.run(["systemd-tmpfiles", f"--root={area}", "--create", str(tmpfiles)], check=True)
+    locks = area / "run" / "lock" / "autopkgtest-hw"
+    st = os.lstat(locks / "queue")
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o1777
+    r = user.run("import os, sys; os.rmdir(sys.argv[1])", str(locks / "queue"))
+    assert r.returncode != 0

@@ -73,10 +73,6 @@ def test_decimal_sizes_hold_on_cards_sold_as_16_gb() -> None:
 @pytest.mark.parametrize(
     ("memory", "token", "shown"),
     [
-        (15_999_999_999, "cuda:mem>=16G", "mem 15.99G"),
-        (16_000_000_001, "cuda:mem<=16G", "mem 16.000000001G"),
-        ((16 << 30) - 1, "cuda:mem>=16Gi", "mem 15.99Gi"),
-        ((16 << 30) + 1, "cuda:mem<=16GiB", "mem 16.0000000009GiB"),
         (15360 << 20, "cuda:mem>=24G", "mem 16.1G"),
         (15360 << 20, "cuda:mem>=16T", "mem 0.01T"),
     ],
@@ -84,6 +80,22 @@ def test_decimal_sizes_hold_on_cards_sold_as_16_gb() -> None:
 def test_not_satisfied_never_shows_the_asked_figure(memory: int, token: str, shown: str) -> None:
     text = verdict(token, inv(dataclasses.replace(T4, memory=memory)))
     assert text.startswith("not satisfied") and f"Tesla T4, {shown})" in text
+
+
+@pytest.mark.parametrize(
+    ("memory", "token", "shown"),
+    [  # RAM is compared as reported (a device's mem by its nominal size: test_spec_memory)
+        (15_999_999_999, "cpu:mem>=16G", "mem 15.99G"),
+        (16_000_000_001, "cpu:mem<=16G", "mem 16.000000001G"),
+        ((16 << 30) - 1, "cpu:mem>=16Gi", "mem 15.99Gi"),
+        ((16 << 30) + 1, "cpu:mem<=16GiB", "mem 16.0000000009GiB"),
+    ],
+)
+def test_not_satisfied_never_shows_the_asked_ram_figure(
+    memory: int, token: str, shown: str
+) -> None:
+    text = verdict(token, Inventory(cpu=dataclasses.replace(CPU, memory=memory)))
+    assert text.startswith("not satisfied") and text.endswith(f", {shown}")
 
 
 @given(st.integers(min_value=1, max_value=1 << 50), st.sampled_from(["K", "M", "G", "Gi", "TB"]))
