@@ -61,7 +61,7 @@ class Terminal:
         if self.saved is None and os.isatty(self.fd):
             with contextlib.suppress(termios.error):
                 self.saved = termios.tcgetattr(self.fd)
-                tty.setraw(self.fd)
+                tty.setraw(self.fd, termios.TCSANOW)  # keep what was typed meanwhile
                 self.raw = True
 
     def restore(self) -> None:
