@@ -333,13 +333,13 @@ class Session:
         self.sel.register(pidfd, selectors.EVENT_READ, "shell")
         self.shell_pidfd = pidfd
         self.state = "running"
+        if self.terminal is not None:  # raw before the user reads that the shell is there
+            self._send(self.terminal, wire.STARTED)
         self.say(
             f"session {self.spec.name} open until {clock(int(time.time() + self.spec.duration))}"
             f" ({format_duration(self.spec.duration)}); exit the shell to end it, Ctrl-] to detach"
             f" (autopkgtest-hw attach {self.spec.name} comes back)"
         )
-        if self.terminal is not None:
-            self._send(self.terminal, wire.STARTED)
 
     def _from_pty(self) -> None:
         assert self.master is not None
