@@ -40,9 +40,12 @@ from .fixtures import (
 
 pexpect = pytest.importorskip("pexpect")
 
-pytestmark = pytest.mark.skipif(
-    not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, testbeds)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, testbeds)"
+    ),
+    pytest.mark.usefixtures("own_home"),  # not the tester's ~/.bashrc
+]
 
 ADT_HW = str(VENV_BIN / "autopkgtest-hw")
 HWGPU = str(VENV_BIN / "autopkgtest-virt-hwgpu")

@@ -36,9 +36,12 @@ from .test_porterbox import (
     wait_until,
 )
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root (mknod, testbeds, useradd, mount namespaces)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="needs root (mknod, testbeds, useradd, mount namespaces)"
+    ),
+    pytest.mark.usefixtures("own_home"),  # not the tester's ~/.bashrc
+]
 
 
 @pytest.fixture
