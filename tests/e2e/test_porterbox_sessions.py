@@ -27,6 +27,7 @@ from .fixtures import GONE_WITHIN, Server, env, lock_is_free, one_fake_gpu
 from .test_porterbox import (
     ADT_HW,
     alive_with,
+    cmdline,
     pexpect,
     run_in,
     session_info,
@@ -363,7 +364,12 @@ def test_status_says_when_the_holder_is_gone_and_what_it_left_holds_the_lock(
         auxverb = auxverb_of(server.cmd("print-execute-command").split()[1])
         # A test's leftover: it holds the lock descriptors after the virt server is gone.
         leftover = subprocess.Popen([*auxverb, "sleep", "300"])
-        wait_until("the leftover holds the lock", lambda: not lock_is_free(lock))
+        # The virt server holds the lock too: the leftover holds it once it runs sleep
+        # (the keeper's client execs it with the descriptors), not before.
+        wait_until(
+            "the leftover holds the lock",
+            lambda: cmdline(leftover.pid).startswith("sleep\0"),
+        )
         server.proc.kill()
         server.proc.wait()
         assert not lock_is_free(lock)
