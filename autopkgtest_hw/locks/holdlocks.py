@@ -12,6 +12,8 @@ import socket
 import sys
 
 NO_LOCKS = 255
+#: The keeper's answer to a process outside the virt server's client's tree.
+NOT_YOURS = b"not yours"
 
 
 def main(argv: list[str]) -> int:
@@ -23,9 +25,17 @@ def main(argv: list[str]) -> int:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(argv[0])
-            fds = socket.recv_fds(conn, 16, 64)[1]
+            data, fds = socket.recv_fds(conn, 16, 64)[:2]
     except OSError as exc:
         why = exc.strerror or str(exc)
+    else:
+        if data == NOT_YOURS:
+            sys.stderr.write(
+                "autopkgtest-virt-hwgpu: the device locks are handed only to the processes"
+                " of the testbed's client (autopkgtest, sbuild, the porterbox session);"
+                " not running this command\n"
+            )
+            return NO_LOCKS
     if not fds:
         sys.stderr.write(
             f"autopkgtest-virt-hwgpu: the device locks are gone ({why}): the virt server"

@@ -19,6 +19,12 @@ closes.  The virt server therefore hands its lock descriptors to:
   the inner server to exit and runs the backend's cleanup steps (``Backend.leftovers``:
   the podman container labelled for this run, the unshare testbed's unpacked
   root file system) before it lets go of its descriptors.
+
+The keeper hands the descriptors only to the virt server's own client: a
+process that descends from the virt server's parent (autopkgtest, sbuild,
+a porterbox session) as it was when the keeper started (its pid and start
+time, so a reused pid is not taken for it).  Another process of the same
+user, outside that tree, gets nothing.
 """
 
 from __future__ import annotations
@@ -86,7 +92,15 @@ class Keeper:
             )
         read_end, self._pipe = os.pipe()
         pid_r, pid_w = os.pipe()
-        spec = json.dumps({"socket": self.socket, "fds": list(fds), "leftovers": leftovers})
+        client = os.getppid()  # autopkgtest, sbuild or a porterbox session
+        spec = json.dumps(
+            {
+                "socket": self.socket,
+                "fds": list(fds),
+                "leftovers": leftovers,
+                "client": [client, start_time(client)],
+            }
+        )
         argv = [sys.executable, "-I", "-c", _KEEPER_CODE, _PACKAGE_ROOT, "--keep", str(read_end)]
         argv.append(spec)
         log_path = os.path.join(self.dir, LOG_NAME)
@@ -181,6 +195,7 @@ def _keep(pipe: int, spec: dict[str, Any]) -> int:
         signal.signal(sig, signal.SIG_IGN)  # only the virt server's end decides
     fds: list[int] = spec["fds"]
     path: str = spec["socket"]
+    client = _client_of(spec)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o077)
     try:
@@ -195,7 +210,7 @@ def _keep(pipe: int, spec: dict[str, Any]) -> int:
         while True:
             ready, _, _ = select.select([pipe, server.fileno()], [], [])
             if server.fileno() in ready:
-                _serve(server, fds)
+                _serve(server, fds, client)
             if pipe in ready:
                 data = os.read(pipe, 4096)
                 if not data:
@@ -211,7 +226,7 @@ def _keep(pipe: int, spec: dict[str, Any]) -> int:
                             pidfd = os.pidfd_open(inner_pid)
         # The virt server ended (told us, or died): nothing new may start in the
         # testbed through us; wait for the inner server's own cleanup, then check.
-        _wait_inner(inner_pid, pidfd, server, fds)
+        _wait_inner(inner_pid, pidfd, server, fds, client)
         cleanup(spec.get("leftovers") or [])
     finally:
         server.close()
@@ -223,22 +238,75 @@ def _keep(pipe: int, spec: dict[str, Any]) -> int:
     return 0
 
 
-def _serve(server: socket.socket, fds: list[int]) -> None:
-    """Hand the lock descriptors to a command of ours (same user, or root)."""
+#: How many parents up the keeper looks for the client (a deeper tree is not ours).
+MAX_DEPTH = 256
+
+
+def start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read(4096).rsplit(")", 1)[-1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return int(f.read(4096).rsplit(")", 1)[-1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _client_of(spec: dict[str, Any]) -> tuple[int, int] | None:
+    client = spec.get("client")
+    if isinstance(client, list) and len(client) == 2 and all(isinstance(x, int) for x in client):
+        return client[0], client[1]
+    return None
+
+
+def descends_from(pid: int, client: tuple[int, int]) -> bool:
+    """Whether ``pid`` is the client (as it was when the keeper started) or a descendant."""
+    ancestor, started = client
+    if ancestor <= 1 or start_time(ancestor) != started:
+        return False  # the client is gone (its pid may belong to another process now)
+    for _ in range(MAX_DEPTH):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        pid = _parent(pid)
+    return False
+
+
+def _serve(server: socket.socket, fds: list[int], client: tuple[int, int] | None) -> None:
+    """Hand the lock descriptors to a command of ours (same user or root, the client's tree)."""
     try:
         conn, _ = server.accept()
     except OSError:
         return
     with conn:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        uid = array.array("i", creds)[1]
+        pid, uid = array.array("i", creds)[:2]
         if uid not in (0, os.geteuid()):
+            return
+        if client is not None and not descends_from(pid, client):
+            with contextlib.suppress(OSError):
+                conn.sendall(holdlocks.NOT_YOURS)
             return
         with contextlib.suppress(OSError):
             socket.send_fds(conn, [b"locks"], fds)
 
 
-def _wait_inner(pid: int | None, pidfd: int | None, server: socket.socket, fds: list[int]) -> None:
+def _wait_inner(
+    pid: int | None,
+    pidfd: int | None,
+    server: socket.socket,
+    fds: list[int],
+    client: tuple[int, int] | None,
+) -> None:
     """Wait for the inner server to finish its own cleanup (it got SIGTERM from the kernel)."""
     if pid is None or pidfd is None:
         return
@@ -252,7 +320,7 @@ def _wait_inner(pid: int | None, pidfd: int | None, server: socket.socket, fds: 
             break
         ready, _, _ = select.select([pidfd, server.fileno()], [], [], left)
         if server.fileno() in ready:
-            _serve(server, fds)  # autopkgtest may still be tearing down
+            _serve(server, fds, client)  # autopkgtest may still be tearing down
         if pidfd in ready:
             break
     os.close(pidfd)

@@ -173,3 +173,20 @@ def autopkgtest_program(request: pytest.FixtureRequest) -> Path | None:
         program: Path = request.getfixturevalue("autopkgtest_new")
         return program
     return None
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HOME for the programs this test starts (the session-scoped caches are
+    found before it is set).
+
+    ``bash -i`` in a null session runs the user's ~/.bashrc on this host; a
+    slow or stuck one (root's ``pyenv init`` waits up to 60 s in ``pyenv
+    rehash`` for a lock a killed rehash left behind, and sessions killed by
+    these tests kill rehashes) keeps the first prompt from the tests past
+    their timeouts.  The tests are about the session, not the tester's dotfiles.
+    """
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    return home

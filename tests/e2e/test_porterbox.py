@@ -22,6 +22,7 @@ import pytest
 
 from autopkgtest_hw.locks import holders
 from autopkgtest_hw.locks.allocate import lock_name
+from autopkgtest_hw.porterbox.session import sessions
 
 from .fixtures import (
     GONE_WITHIN,
@@ -39,9 +40,12 @@ from .fixtures import (
 
 pexpect = pytest.importorskip("pexpect")
 
-pytestmark = pytest.mark.skipif(
-    not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, testbeds)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (HAVE_AUTOPKGTEST and IS_ROOT), reason="needs autopkgtest and root (mknod, testbeds)"
+    ),
+    pytest.mark.usefixtures("own_home"),  # not the tester's ~/.bashrc
+]
 
 ADT_HW = str(VENV_BIN / "autopkgtest-hw")
 HWGPU = str(VENV_BIN / "autopkgtest-virt-hwgpu")
@@ -75,8 +79,14 @@ def spawn_shell(tmp_path: Path, inv: str, *args: str) -> Any:
         timeout=GONE_WITHIN,
         env={**env(), "TERM": "dumb"},
     )
-    child.expect("session open until")
+    child.expect(" open until ")
     return child
+
+
+def session_info(name: str) -> dict[str, Any]:
+    """What the session NAME of this user says about itself."""
+    [info] = [s for s in sessions() if s["name"] == name and s["uid"] == os.getuid()]
+    return info
 
 
 def run_in(child: Any, command: str, marker: str) -> str:
@@ -86,12 +96,15 @@ def run_in(child: Any, command: str, marker: str) -> str:
     return str(child.before)
 
 
-def status(tmp_path: Path, inv: str, *, text: bool = False) -> Any:
+def status(tmp_path: Path, inv: str, *, text: bool = False, full: bool = False) -> Any:
     argv = [ADT_HW, "status", "--inventory", inv, "--lock-dir", str(tmp_path / "locks")]
     proc = subprocess.run(
         argv if text else [*argv, "--json"], capture_output=True, text=True, check=True
     )
-    return proc.stdout if text else json.loads(proc.stdout)["devices"][0]
+    if text:
+        return proc.stdout
+    data = json.loads(proc.stdout)
+    return data if full else data["devices"][0]
 
 
 def wait_until(what: str, predicate: Callable[[], bool]) -> None:
@@ -181,33 +194,70 @@ def test_session_in_unshare_sees_the_node_and_blocks_ci_naming_the_holder(
     assert status(tmp_path, inv)["state"] == "free"
 
 
-def start_background_job(child: Any) -> int:
-    """A job that ignores hang-ups and would outlive the shell if nothing killed it."""
-    out = run_in(child, "nohup sleep 4242 >/dev/null 2>&1 & echo BG=$!", "BG")
-    return int(out.split("BG=")[-1].split()[0])
+def alive_with(marker: str) -> list[int]:
+    """Live processes whose command line has ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+                if marker in cmdline(int(name)) and state != "Z":
+                    found.append(int(name))
+            except (OSError, IndexError):
+                continue
+    return found
 
 
-@pytest.mark.parametrize("how", ["hangup", "sigterm"])
-def test_hangup_or_sigterm_ends_the_session_and_frees_everything(
-    tmp_path: Path, gpu: tuple[str, str, str], how: str
+def start_background_job(child: Any) -> str:
+    """A job that ignores hang-ups and would outlive the shell if nothing killed it.
+
+    Its pid in the shell is of the session's PID namespace: it is found by its
+    command line (a unique sleep time).
+    """
+    marker = f"4242.{time.monotonic_ns() % 100000:05d}"
+    run_in(child, f"(nohup sleep {marker} >/dev/null 2>&1 &)", "BG")
+    wait_until("the job runs", lambda: bool(alive_with(marker)))
+    return marker
+
+
+def job_gone(marker: str) -> bool:
+    deadline = time.monotonic() + GONE_WITHIN
+    while alive_with(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_sigterm_ends_the_session_and_frees_everything(
+    tmp_path: Path, gpu: tuple[str, str, str]
 ) -> None:
     inv, _, lock = gpu
-    child = spawn_shell(tmp_path, inv, "--for", "30m", "--", "null")
+    child = spawn_shell(tmp_path, inv, "--name", "term-1", "--for", "30m", "--", "null")
     job = start_background_job(child)
-    [virt] = [
-        p
-        for p in children(child.pid)
-        if "autopkgtest_hw.virt.server" in Path(f"/proc/{p}/cmdline").read_text()
-    ]
+    daemon = session_info("term-1")["pid"]
+    [virt] = [p for p in children(daemon) if "autopkgtest_hw.virt.server" in cmdline(p)]
     assert not lock_is_free(lock)
-    if how == "hangup":
-        child.ptyproc.fileobj.close()  # the terminal goes away: the kernel sends SIGHUP
-        expected = 128 + signal.SIGHUP
-    else:
-        child.kill(signal.SIGTERM)
-        expected = 128 + signal.SIGTERM
-    assert wait_exit(child) == expected
-    assert process_gone(job) and process_gone(virt)
+    child.kill(signal.SIGTERM)
+    assert wait_exit(child) == 128 + signal.SIGTERM
+    assert job_gone(job) and process_gone(virt) and process_gone(daemon)
+    assert lock_is_free(lock)
+
+
+def test_a_hangup_detaches_and_the_session_goes_on_until_ended(
+    tmp_path: Path, gpu: tuple[str, str, str]
+) -> None:
+    inv, _, lock = gpu
+    child = spawn_shell(tmp_path, inv, "--name", "hup-1", "--for", "30m", "--", "null")
+    job = start_background_job(child)
+    child.ptyproc.fileobj.close()  # the terminal goes away (ssh connection lost): SIGHUP
+    assert wait_exit(child) == 128 + signal.SIGHUP
+    info = session_info("hup-1")
+    assert info["state"] == "running" and alive_with(job)
+    assert not lock_is_free(lock)
+    ended = subprocess.run([ADT_HW, "attach", "hup-1", "--end"], env=env(), check=False)
+    assert ended.returncode == 0
+    assert job_gone(job) and process_gone(info["pid"])
     assert lock_is_free(lock)
 
 
@@ -231,10 +281,11 @@ def test_sigterm_while_queued_for_busy_devices_leaves_nothing(
     child.expect(f"waiting for NVIDIA H100 PCIe .* is locked by pid {holder.proc.pid} ")
     [waiter] = status(tmp_path, inv)["waiters"]
     assert waiter["kind"] == "porterbox" and waiter["user"] == ME
-    [virt] = children(child.pid)
+    [daemon] = [s["pid"] for s in sessions() if s["lock_dir"] == str(tmp_path / "locks")]
+    [virt] = children(daemon)
     child.kill(signal.SIGTERM)
     assert wait_exit(child) == 128 + signal.SIGTERM
-    assert process_gone(virt)
+    assert process_gone(virt) and process_gone(daemon)
     assert status(tmp_path, inv)["waiters"] == []
     assert [h["pid"] for h in status(tmp_path, inv)["holders"]] == [holder.proc.pid]
     assert not lock_is_free(lock)  # the holder's, untouched
@@ -248,7 +299,7 @@ def test_time_out_ends_the_session(tmp_path: Path, gpu: tuple[str, str, str]) ->
     child.expect("the devices are free")
     child.expect(pexpect.EOF)
     assert wait_exit(child) == 124
-    assert process_gone(job)
+    assert job_gone(job)
     assert lock_is_free(lock)
 
 

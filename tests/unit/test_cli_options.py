@@ -77,7 +77,7 @@ def test_shell_passes_its_options_to_the_virt_server_as_it_reads_them() -> None:
     args = parser.parse_args(
         ["shell", "--count", "2", "--lock-timeout", "1.5", "--no-cache", "--", "null"]
     )
-    argv = shell.virt_argv(args, 60)
+    argv = shell.virt_argv(args, 60, [], [])
     tail = argv[argv.index("--count") :]
     assert tail[:2] == ["--count", "2"]
     assert "--no-cache" in tail

@@ -154,3 +154,23 @@ def test_the_keeper_starts_from_a_launcher_run_in_another_directory(tmp_path: Pa
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_process_of_the_same_user_outside_the_client_gets_no_locks(tmp_path: Path) -> None:
+    alloc = acquire([GPU], None, str(tmp_path / "locks"))
+    k = Keeper(alloc.fds, [])
+    out, rc = tmp_path / "out", tmp_path / "rc"
+    try:
+        inside = subprocess.run([*k.prefix(), "true"], capture_output=True, check=False)
+        assert inside.returncode == 0  # one of ours (a child of the keeper's client's tree)
+        # setsid -f: a process reparented away from the client's tree, of the same user.
+        script = f"{' '.join(k.prefix())} true >{out} 2>&1; echo $? >{rc}.tmp; mv {rc}.tmp {rc}"
+        subprocess.run(["setsid", "-f", "sh", "-c", script], check=True)
+        deadline = time.monotonic() + 60
+        while not rc.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rc.read_text().strip() == "255"
+        assert "handed only to the processes of the testbed's client" in out.read_text()
+    finally:
+        k.finish()
+        alloc.release()
