@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from .broker_support import RabbitMQ
-from .fleet_support import ARCH, Worker, cli, collect_results, make_package, save_cpu_inventory
+from .fleet_support import (
+    ARCH,
+    CentralDebci,
+    Worker,
+    cli,
+    collect_results,
+    make_package,
+    save_cpu_inventory,
+)
 from .fleet_support import channel as connection
 
 pytestmark = pytest.mark.usefixtures("root_only")
@@ -25,12 +33,12 @@ def test_requests_survive_a_broker_restart(
     sources = tmp_path / "sources"
     make_package(sources, "cpu-only", {"plain": ("", "echo cpu test ran")})
     url = own_rabbitmq.url
-    out = json.loads(
-        cli(
-            "enqueue", "--fleet", str(fleet), "--amqp", url, "--json", str(sources / "cpu-only")
-        ).stdout
-    )
-    [job] = out["published"]
+    debci = CentralDebci(tmp_path / "central", url, [ARCH])
+    argv = ["enqueue", "--fleet", str(fleet), "--debci-config", str(debci.config), "--json"]
+    # No worker consumes the queue yet: queued on purpose (--allow-idle).
+    argv += ["--allow-idle", str(sources / "cpu-only")]
+    out = json.loads(cli(*argv).stdout)
+    [job] = out["enqueued"]
     own_rabbitmq.restart()
     conn = connection(url)
     try:
