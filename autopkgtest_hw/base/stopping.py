@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import signal
 import subprocess
 from collections.abc import Callable
@@ -27,8 +29,33 @@ def escalate(
             warn(signal.Signals(sig).name)
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
+        if wait_for_exit(proc, timeout):
+            return
+
+
+def wait_for_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
+    """Whether ``proc`` exited (and was reaped) within ``timeout`` seconds (None: no limit).
+
+    Waits on a pidfd, so the exit is seen at once: ``Popen.wait(timeout)``
+    polls with sleeps of up to 50 ms, which a virt server's ``quit`` (a
+    few ms of the inner server's own) would pay on every run.
+    """
+    if timeout is None or proc.poll() is not None:
+        proc.wait()
+        return True
+    try:
+        pidfd = os.pidfd_open(proc.pid)  # not reaped yet (poll above): still our child
+    except OSError:  # a kernel without pidfds (before 5.3)
         try:
             proc.wait(timeout=timeout)
-            return
+            return True
         except subprocess.TimeoutExpired:
-            continue
+            return False
+    try:
+        readable, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    if not readable:
+        return False
+    proc.wait()
+    return True
