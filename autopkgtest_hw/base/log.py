@@ -1,83 +1,88 @@
-"""Messages on stderr, in the style of autopkgtest's own tools, through :mod:`logging`.
+"""Messages on stderr, in the style of autopkgtest's own tools.
 
-Everything logs to the ``autopkgtest_hw`` logger.  By default that logger
-has one handler writing ``prog: level: message`` (``prog: message`` for
-information) to stderr, as autopkgtest does; the commands name themselves and
-turn debug messages on with :func:`setup`.  A program that embeds the library
-(a long-running worker) configures :mod:`logging` itself and calls
-:func:`embed`: the messages then go to its handlers, at the levels it chose.
+The commands write ``prog: level: message`` (``prog: message`` for
+information) to stderr, as autopkgtest does; they name themselves and turn
+debug messages on with :func:`setup`.  A program that embeds the library (a
+long-running worker) configures :mod:`logging` itself and calls
+:func:`embed`: the messages then go to the ``autopkgtest_hw`` logger and its
+handlers, at the levels it chose.
+
+:mod:`logging` is imported only by :func:`embed`: the commands write the
+lines themselves, and the virt server, whose start-up autopkgtest waits for,
+does not pay for the import (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
+from typing import TYPE_CHECKING
 
 from autopkgtest_hw.base.text import escape
 
-LOGGER = logging.getLogger("autopkgtest_hw")
-_LEVEL_WORDS = {logging.DEBUG: "debug", logging.WARNING: "warning", logging.ERROR: "error"}
+if TYPE_CHECKING:
+    import logging
+
+# logging's level numbers, so that an embedding program sees the usual ones.
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+_LEVEL_WORDS = {DEBUG: "debug", WARNING: "warning", ERROR: "error"}
+
+_prog = "autopkgtest-hw"
+_threshold = INFO
+_logger: logging.Logger | None = None  # set by embed()
 
 
-class _Formatter(logging.Formatter):
-    def __init__(self, prog: str) -> None:
-        super().__init__()
-        self.prog = prog
-
-    def format(self, record: logging.LogRecord) -> str:
-        word = _LEVEL_WORDS.get(record.levelno)
-        # The net under every message: a string from a file or a device that
-        # slipped in raw cannot forge a line or drive the terminal.
-        message = escape(record.getMessage(), keep_newlines=True)
-        return f"{self.prog}: " + (f"{word}: " if word else "") + message
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is now; a closed stderr is nothing to tell."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            print(self.format(record), file=sys.stderr, flush=True)
+def format_line(prog: str, level: int, message: str) -> str:
+    word = _LEVEL_WORDS.get(level)
+    # The net under every message: a string from a file or a device that
+    # slipped in raw cannot forge a line or drive the terminal.
+    return f"{prog}: " + (f"{word}: " if word else "") + escape(message, keep_newlines=True)
 
 
 def setup(prog: str, debug: bool = False) -> None:
     """Messages go to stderr as ``prog: level: message``; debug ones only with ``debug``."""
-    handler = next((h for h in LOGGER.handlers if isinstance(h, _StderrHandler)), None)
-    if handler is None:
-        handler = _StderrHandler()
-        LOGGER.addHandler(handler)
-    handler.setFormatter(_Formatter(prog))
-    LOGGER.setLevel(logging.DEBUG if debug else logging.INFO)
-    LOGGER.propagate = False
+    global _prog, _threshold, _logger
+    _prog = prog
+    _threshold = DEBUG if debug else INFO
+    _logger = None
 
 
 def embed() -> None:
     """Leave the messages to the embedding program's own :mod:`logging` configuration."""
-    for h in [h for h in LOGGER.handlers if isinstance(h, _StderrHandler)]:
-        LOGGER.removeHandler(h)
-    LOGGER.setLevel(logging.NOTSET)
-    LOGGER.propagate = True
+    global _logger
+    import logging
+
+    _logger = logging.getLogger("autopkgtest_hw")
 
 
 def debugging() -> bool:
-    return LOGGER.isEnabledFor(logging.DEBUG)
+    if _logger is not None:
+        return _logger.isEnabledFor(DEBUG)
+    return _threshold <= DEBUG
+
+
+def _emit(level: int, message: str) -> None:
+    if _logger is not None:
+        _logger.log(level, message)
+        return
+    if level < _threshold:
+        return
+    # Whatever sys.stderr is now; a closed stderr is nothing to tell.
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        print(format_line(_prog, level, message), file=sys.stderr, flush=True)
 
 
 def debug(message: str) -> None:
-    LOGGER.debug(message)
+    _emit(DEBUG, message)
 
 
 def info(message: str) -> None:
-    LOGGER.info(message)
+    _emit(INFO, message)
 
 
 def warning(message: str) -> None:
-    LOGGER.warning(message)
+    _emit(WARNING, message)
 
 
 def error(message: str) -> None:
-    LOGGER.error(message)
-
-
-setup("autopkgtest-hw")  # until a command names itself, or a program embeds the library
+    _emit(ERROR, message)

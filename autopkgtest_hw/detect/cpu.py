@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import platform
 import subprocess
 from collections.abc import Iterable
 
@@ -12,7 +12,7 @@ from autopkgtest_hw.spec.inventory import Cpu, DetectorReport
 
 NAME = "cpu"
 
-#: platform.machine() -> dpkg architecture, for when dpkg is absent (a minimal testbed).
+#: The machine name (uname -m) -> dpkg architecture, when dpkg is absent (a minimal testbed).
 MACHINE_TO_DPKG = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -133,6 +133,7 @@ def logical_cpus() -> int | None:
         return os.cpu_count()
 
 
+@functools.cache  # one answer per process: the CPU detector and the null probe both ask
 def dpkg_architecture() -> str | None:
     try:
         result = subprocess.run(
@@ -146,5 +147,5 @@ def dpkg_architecture() -> str | None:
         result = None
     if result is not None and result.returncode == 0 and result.stdout.strip():
         return result.stdout.strip()
-    machine = platform.machine()
+    machine = os.uname().machine
     return MACHINE_TO_DPKG.get(machine, machine.lower() or None)

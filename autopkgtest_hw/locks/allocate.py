@@ -20,12 +20,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from autopkgtest_hw.base import bounds, log
 from autopkgtest_hw.base.errors import HwError
 from autopkgtest_hw.base.text import safe
 from autopkgtest_hw.locks import holders as holder_records
-from autopkgtest_hw.locks import tickets
 from autopkgtest_hw.locks.holders import Holder
 from autopkgtest_hw.locks.lockdir import (
     LockDir,
@@ -34,11 +34,12 @@ from autopkgtest_hw.locks.lockdir import (
     may_use,
     squatted,
 )
-from autopkgtest_hw.spec import language as spec
-from autopkgtest_hw.spec import matcher
 from autopkgtest_hw.spec.hardware import normalise_address
 from autopkgtest_hw.spec.inventory import Device, Inventory
 from autopkgtest_hw.spec.render import describe_device
+
+if TYPE_CHECKING:
+    from autopkgtest_hw.locks import tickets
 
 DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
 POLL_INTERVAL = 0.2
@@ -90,6 +91,11 @@ def _select_one(inventory: Inventory, devices: list[Device], sel: str) -> list[i
     by_uuid = [i for i, d in enumerate(devices) if d.uuid and _same_uuid(d.uuid, sel)]
     if by_uuid:
         return by_uuid
+    # Only a spec needs the language and the matcher (the virt server's start-up
+    # with no --gpu or an index imports neither: docs/performance.md).
+    from autopkgtest_hw.spec import language as spec
+    from autopkgtest_hw.spec import matcher
+
     try:
         parsed = spec.parse(sel)
     except spec.SpecError as exc:
@@ -242,6 +248,8 @@ def _acquire(
     on_wait: Callable[[str], None] | None,
     record: Holder,
 ) -> Allocation:
+    from autopkgtest_hw.locks import tickets  # only once something is to be locked
+
     lock_dir = ldir.path
     deadline = time.monotonic() + timeout
     told = False
@@ -330,6 +338,8 @@ def _take_ticket(lock_dir: str, wants: list[str], record: Holder) -> tickets.Tic
     then waits without a ticket: served when a device is free and nobody
     with a ticket wants it, never blocked by the queue.
     """
+    from autopkgtest_hw.locks import tickets
+
     try:
         return tickets.Ticket(lock_dir, wants, record)
     except (LockDirError, OSError) as exc:
@@ -424,6 +434,8 @@ def _write_holder(fd: int, shared: bool, holder: Holder) -> None:
 def _busy_message(
     busy: Sequence[Device], lock_dir: str, timeout: float | None, mine: int | None
 ) -> str:
+    from autopkgtest_hw.locks import tickets
+
     parts = []
     qdir = os.path.join(lock_dir, tickets.QUEUE)
     for d in busy:

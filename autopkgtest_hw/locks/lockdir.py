@@ -38,7 +38,6 @@ import errno
 import fcntl
 import os
 import pwd
-import secrets
 import shutil
 import stat
 from collections.abc import Sequence
@@ -213,7 +212,7 @@ class LockDir:
         if stat.S_ISDIR(st.st_mode):
             # Out of the way at once (a rename is one step), then removed as far as it
             # goes: rmtree works through descriptors and never follows a link.
-            aside = f".planted-{secrets.token_hex(8)}"
+            aside = f".planted-{os.urandom(8).hex()}"
             try:
                 os.rename(name, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
             except OSError as exc:

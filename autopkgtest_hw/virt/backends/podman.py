@@ -11,7 +11,6 @@ import contextlib
 import functools
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,7 +101,7 @@ class PodmanBackend(Backend, backend_name="podman", aliases=("docker",)):
 
     @functools.cached_property
     def run_token(self) -> str:
-        return f"{os.getpid()}-{secrets.token_hex(8)}"
+        return f"{os.getpid()}-{os.urandom(8).hex()}"
 
     def leftovers(self) -> list[dict[str, Any]]:
         command = self.kind if self.kind in ("podman", "docker") else "podman"
