@@ -9,29 +9,37 @@ imports only the option parser's needs and the proxy's process handling.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from autopkgtest_hw import __version__
-from autopkgtest_hw.base import log
-from autopkgtest_hw.base.argparser import (
-    Parser,
-    add_gpu_option,
-    add_inner_arguments,
-    add_inventory_options,
-    add_shared_options,
-)
-from autopkgtest_hw.base.errors import Exit
-from autopkgtest_hw.locks import holder_options
+if TYPE_CHECKING:
+    import argparse
 
 #: locks/allocate.DEFAULT_LOCK_DIR (a unit test keeps them equal; allocate is not imported here).
 DEFAULT_LOCK_DIR = "/run/lock/autopkgtest-hw"
 _VIRT_PREFIX = "autopkgtest-virt-"
 #: Inner servers whose adapters pass no arguments (backends: ``passes_arguments`` false).
 EARLY_KINDS = ("null", "ssh")
+#: The options before INNER that take a value (a unit test keeps this equal to the parser's):
+#: what :func:`scan_inner` skips to find INNER without importing argparse.
+VALUE_OPTIONS = frozenset(
+    {
+        "--gpu",
+        "--count",
+        "--inventory",
+        "--lock-dir",
+        "--lock-timeout",
+        "--hold-kind",
+        "--hold-package",
+        "--hold-for",
+        "--sysfs-root",
+        "--vfio-dir",
+        "--cdi-dir",
+    }
+)
 
 
 PROG = "autopkgtest-virt-hwgpu"
@@ -57,6 +65,18 @@ own status (16 if killed by a signal) if it died.  See docs/virt-server.md.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from autopkgtest_hw import __version__
+    from autopkgtest_hw.base.argparser import (
+        Parser,
+        add_gpu_option,
+        add_inner_arguments,
+        add_inventory_options,
+        add_shared_options,
+    )
+    from autopkgtest_hw.locks import holder_options
+
     parser = Parser(
         prog=PROG,
         usage="%(prog)s [-h] [-d] [options] INNER [inner options...]",
@@ -116,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def scan_inner(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """INNER and its arguments as the parser will find them, read without argparse.
+
+    A guess that lets the inner server start first: the parsed options decide,
+    and ``virt.server`` restarts the inner server where the guess was wrong
+    (an abbreviated option, say).  None for --help, --version or no INNER.
+    """
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("-h", "--help", "--version"):
+            return None
+        if word == "--" or not word.startswith("-") or word == "-":
+            rest = argv[i + 1 :] if word == "--" else argv[i:]
+            return (rest[0], list(rest[1:])) if rest else None
+        i += 2 if word in VALUE_OPTIONS else 1
+    return None
+
+
 def early_inner(inner: str, inner_args: Sequence[str]) -> list[str] | None:
     """The argv of a null/ssh inner server, found as autopkgtest finds it; None otherwise.
 
@@ -129,14 +168,29 @@ def early_inner(inner: str, inner_args: Sequence[str]) -> list[str] | None:
     if "/" in inner:
         path: str | None = inner if os.access(inner, os.X_OK) else None
     else:
-        path = shutil.which(inner if inner.startswith(_VIRT_PREFIX) else _VIRT_PREFIX + inner)
+        path = _which(inner if inner.startswith(_VIRT_PREFIX) else _VIRT_PREFIX + inner)
     return [path, *inner_args] if path else None
 
 
+def _which(name: str) -> str | None:
+    """``shutil.which`` for a plain name (shutil loads the compression modules)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    log.setup(PROG)  # usage errors already carry this program's name
-    args = build_parser().parse_args(argv)
-    log.setup(PROG, args.debug)
+    """Start a null/ssh inner server, then parse the options and serve.
+
+    The inner server starts before this process imports argparse, allocation,
+    the adapters or detection: autopkgtest waits for the slower of the two
+    start-ups (docs/performance.md).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from autopkgtest_hw.base import log
+    from autopkgtest_hw.base.errors import Exit
     from autopkgtest_hw.virt.proxy import (
         InnerServer,
         Interrupted,
@@ -145,17 +199,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         install_signal_handlers,
     )
 
+    log.setup(PROG)  # usage errors already carry this program's name
     install_signal_handlers()
     inner = None
-    early = early_inner(args.inner, args.inner_args)
     try:
+        scanned = scan_inner(argv)
+        early = early_inner(*scanned) if scanned is not None else None
         if early is not None:
-            log.debug(f"starting {early} (no passthrough arguments: detecting meanwhile)")
             try:
                 inner = InnerServer(early, pass_fds=())
             except OSError as exc:
                 log.error(f"cannot start {early[0]}: {exc.strerror}")
                 return Exit.FAILED
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:  # usage error, --help
+            if inner is not None:
+                inner.shutdown()
+            raise
+        log.setup(PROG, args.debug)
+        if inner is not None:
+            log.debug(f"started {early} (no passthrough arguments: detecting meanwhile)")
         from autopkgtest_hw.virt import server  # allocation, adapters, detection
 
         return server.serve(args, inner)
@@ -168,5 +232,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + exc.signum  # not reached
 
 
+def run() -> None:
+    """The installed command: ``main``, then an exit without the interpreter's teardown.
+
+    Everything is released when ``main`` returns (the inner server reaped, the
+    locks given to the keeper or let go); what is left is freeing some
+    hundred modules, which autopkgtest would wait for after every ``quit``.
+    """
+    rc = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(rc)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

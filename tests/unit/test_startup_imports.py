@@ -69,10 +69,11 @@ VIRT_PROBE = """
 import json, sys
 from autopkgtest_hw.virt import entry, proxy
 
+STDLIB = {"argparse", "logging", "shutil", "dataclasses"}
 seen = []
 
 def spy(self, argv, **kwargs):
-    seen.append(sorted(m for m in sys.modules if m.startswith("autopkgtest_hw.")))
+    seen.append(sorted(m for m in sys.modules if m.startswith("autopkgtest_hw.") or m in STDLIB))
     raise OSError(2, "stopped by the test")
 
 proxy.InnerServer.__init__ = spy
@@ -88,6 +89,11 @@ LATE = (
     "autopkgtest_hw.virt.server",
     "autopkgtest_hw.detect",
     "autopkgtest_hw.spec.matcher",
+    # Nor for the option parser or anything it needs (entry.scan_inner finds INNER).
+    "argparse",
+    "logging",
+    "shutil",
+    "dataclasses",
 )
 
 
@@ -134,3 +140,43 @@ def test_the_entry_modules_copies_agree_with_their_sources() -> None:
     for kind in entry.EARLY_KINDS:
         cls = Backend.registry.get(kind)
         assert cls is None or not cls.passes_arguments
+
+
+def test_the_entry_modules_value_options_are_the_parsers() -> None:
+    """scan_inner skips exactly the options that take a value: else it guesses INNER wrong."""
+    from autopkgtest_hw.virt import entry
+
+    parser = entry.build_parser()
+    takes_value = {
+        flag
+        for action in parser._actions
+        if action.option_strings and action.nargs != 0
+        for flag in action.option_strings
+    }
+    assert takes_value == entry.VALUE_OPTIONS
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["null"],
+        ["-d", "null"],
+        ["--gpu", "0", "--gpu=cuda", "--inventory", "x.json", "-d", "null", "-d", "--x"],
+        ["--lock-timeout", "60", "--shared", "ssh", "-H", "host", "--", "-x"],
+        ["--hold-for", "1h", "--cdi-dir", "/etc/cdi", "podman", "debian:sid"],
+        ["--", "null"],
+        ["--count", "2", "unshare", "-t", "sid.tar"],
+    ],
+)
+def test_scan_inner_finds_what_the_parser_finds(argv: list[str]) -> None:
+    from autopkgtest_hw.virt import entry
+
+    args = entry.build_parser().parse_args(argv)
+    assert entry.scan_inner(argv) == (args.inner, args.inner_args)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-d", "--version"], ["--gpu", "0"]])
+def test_scan_inner_leaves_help_and_no_inner_to_the_parser(argv: list[str]) -> None:
+    from autopkgtest_hw.virt import entry
+
+    assert entry.scan_inner(argv) is None
