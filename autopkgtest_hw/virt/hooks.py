@@ -74,15 +74,18 @@ class HardwareHooks:
 
     def _verify(self, command: str) -> str | None:
         """None if the testbed has the devices; else a failure reply."""
-        auxverb_reply = self.inner.print_execute_command()
-        words = auxverb_reply.split()
-        if words[:1] != ["ok"] or len(words) < 2:
-            return self._fail(command, [f"print-execute-command replied {auxverb_reply!r}"], [])
-        auxverb = auxverb_of(words[1])
-        try:
-            result = probe.run(auxverb, self.passthrough.nodes)
-        except probe.ProbeError as exc:
-            return self._fail(command, [f"cannot look inside the testbed: {exc}"], [])
+        if self.backend.testbed_is_host:
+            result = probe.on_this_host(self.passthrough.nodes)
+        else:
+            auxverb_reply = self.inner.print_execute_command()
+            words = auxverb_reply.split()
+            if words[:1] != ["ok"] or len(words) < 2:
+                return self._fail(command, [f"print-execute-command replied {auxverb_reply!r}"], [])
+            auxverb = auxverb_of(words[1])
+            try:
+                result = probe.run(auxverb, self.passthrough.nodes)
+            except probe.ProbeError as exc:
+                return self._fail(command, [f"cannot look inside the testbed: {exc}"], [])
         present, problems = self.backend.verify(self.devices, result)
         foreign = result.foreign_gpu_nodes(self.passthrough.nodes)
         if foreign and self.backend.hides_other_nodes:

@@ -7,15 +7,24 @@ prints sections that :func:`parse` reads back.
 
 from __future__ import annotations
 
+import glob
 import os
 import selectors
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autopkgtest_hw.base.errors import HwError
-from autopkgtest_hw.detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo, parse_memtotal
+from autopkgtest_hw.detect.cpu import (
+    MACHINE_TO_DPKG,
+    dpkg_architecture,
+    logical_cpus,
+    parse_cpuinfo,
+    parse_memtotal,
+    read_memtotal,
+)
 from autopkgtest_hw.spec.hardware import GPU_NODE_DIRS, GPU_NODE_NAMES
 from autopkgtest_hw.spec.inventory import Cpu
 
@@ -144,6 +153,65 @@ def run(auxverb: Sequence[str], nodes: Sequence[str], timeout: float = TIMEOUT) 
             f"the probe exited with status {proc.returncode}" + (f": {err[-500:]}" if err else "")
         )
     return parse(out)
+
+
+def on_this_host(nodes: Sequence[str], sysfs: str = "/sys") -> ProbeResult:
+    """What :data:`SCRIPT` reports, read in this process: for a testbed that is this host.
+
+    The same facts from the same places (the CPUs this process may use, dpkg's
+    architecture, /proc, the nodes, /sys/bus/pci), without a shell, ``nproc``
+    and ``dpkg`` started through the testbed on every ``open`` (null).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            first = f.read().split("\n\n", 1)[0]
+    except OSError:
+        first = ""
+    info = parse_cpuinfo(first + "\n\n")
+    cpu = Cpu(
+        arch=dpkg_architecture(),
+        model=info.get("model"),
+        vendor=info.get("vendor"),
+        flags=tuple(info.get("flags", "").split()),
+        cores=logical_cpus(),
+        memory=read_memtotal("/proc/meminfo"),
+    )
+    states = {n: _node_state(n) for n in nodes}
+    gpu_nodes: list[str] = []
+    for d in (*GPU_NODE_DIRS, *(os.path.dirname(n) for n in nodes)):
+        for name in GPU_NODE_NAMES:
+            gpu_nodes += [f for f in sorted(glob.glob(os.path.join(d, name))) if _is_char(f)]
+    pci = []
+    devices = os.path.join(sysfs, "bus/pci/devices")
+    try:
+        functions = sorted(os.listdir(devices))
+    except OSError:
+        functions = []
+    for address in functions:
+        d = os.path.join(devices, address)
+        try:
+            with open(os.path.join(d, "vendor")) as v, open(os.path.join(d, "device")) as i:
+                pci_id = f"{_hex4(v.readline())}:{_hex4(i.readline())}"
+        except OSError:
+            continue
+        link = os.path.join(d, "driver")
+        driver = os.path.basename(os.path.realpath(link)) if os.path.islink(link) else None
+        pci.append(PciFunction(address, pci_id, driver))
+    return ProbeResult(
+        cpu=cpu, nodes=states, pci=tuple(pci), gpu_nodes=tuple(dict.fromkeys(gpu_nodes))
+    )
+
+
+def _node_state(node: str) -> str:
+    try:
+        mode = os.stat(node).st_mode
+    except OSError:
+        return MISSING
+    return PRESENT if stat.S_ISCHR(mode) else NOT_CHAR
+
+
+def _is_char(path: str) -> bool:
+    return _node_state(path) == PRESENT
 
 
 def _read_bounded(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:

@@ -86,6 +86,9 @@ class Backend(abc.ABC):
     #: own), so any other GPU node seen inside is a passthrough failure.  Not so for null
     #: and ssh (the host itself) or a VM (nodes of its own; it is checked by PCI function).
     hides_other_nodes: ClassVar[bool] = False
+    #: The testbed is this very host (null): the probe reads it in this process
+    #: (``probe.on_this_host``) instead of running a shell through the testbed.
+    testbed_is_host: ClassVar[bool] = False
     registry: ClassVar[dict[str, type[Backend]]] = {}
 
     def __init_subclass__(

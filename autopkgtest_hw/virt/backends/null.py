@@ -12,6 +12,7 @@ class NullBackend(Backend, backend_name="null"):
     """The testbed is this host: its devices are there, nothing is passed."""
 
     passes_arguments = False
+    testbed_is_host = True
 
     def plan(self, devices: Sequence[Device]) -> Passthrough:
         return nothing_passed(
