@@ -80,6 +80,7 @@ def main() -> int:
     ap.add_argument("--no-testbeds", action="store_true", help="skip the autopkgtest rows")
     ap.add_argument("--specs", type=int, default=20000, help="specs for the throughput row")
     args = ap.parse_args()
+    bench_virtserver.precompile()
 
     print(
         f"{platform.node()}: {platform.processor() or platform.machine()},"
