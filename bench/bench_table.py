@@ -134,7 +134,7 @@ def main() -> int:
         count = iter(range(10**6))
 
         def run(virt: list[str]) -> Callable[[], float]:
-            return lambda: bench_virtserver.one_run(src, tmpdir / f"out-{next(count)}", virt)
+            return lambda: bench_virtserver.one_run(src, tmpdir / f"out-{next(count)}", virt)[0]
 
         for name, plain, wrapped, target in pairs:
             ours, anchor = pair(args.testbeds, run(wrapped), run(plain))
