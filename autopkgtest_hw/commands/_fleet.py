@@ -7,8 +7,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from autopkgtest_hw.base.errors import UsageError
-from autopkgtest_hw.fleet.broker import BrokerSettings, Transport, connect, settings_from_debci
-from autopkgtest_hw.fleet.profiles import DEFAULT_FLEET, ENV_FLEET, Fleet, fleet_path, read_fleet
+from autopkgtest_hw.fleet.broker import (
+    BrokerSettings,
+    Transport,
+    connect,
+    debci_queue_scheme,
+    settings_from_debci,
+)
+from autopkgtest_hw.fleet.profiles import (
+    DEFAULT_FLEET,
+    ENV_FLEET,
+    PER_ARCH,
+    QUEUE_SCHEMES,
+    TAGGED,
+    Fleet,
+    fleet_path,
+    read_fleet,
+)
 from autopkgtest_hw.fleet.route import Routing, route
 from autopkgtest_hw.source.archive import SourceEntry, read_source_tree, read_sources_index
 
@@ -18,6 +33,15 @@ def add_fleet_option(parser: argparse.ArgumentParser) -> None:
         "--fleet",
         metavar="FILE",
         help=f"the fleet file (default: ${ENV_FLEET}, else {DEFAULT_FLEET})",
+    )
+    parser.add_argument(
+        "--debci-queues",
+        choices=QUEUE_SCHEMES,
+        help=f"how the fleet's debci workers take a profile's jobs: {TAGGED} (debci 3:"
+        " debci-worker --tag PROFILE, queue debci-tests-ARCH-BACKEND_PROFILE) or"
+        f" {PER_ARCH} (debci 4: debci-worker --arch ARCH+PROFILE, queue"
+        " debci-tests-ARCH+PROFILE-BACKEND); default: as the debci installed here"
+        f" (its --debci-config), else {TAGGED}",
     )
 
 
@@ -66,7 +90,10 @@ def add_package_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_fleet(args: argparse.Namespace) -> Fleet:
-    return read_fleet(fleet_path(args.fleet))
+    scheme = args.debci_queues
+    if scheme is None:
+        scheme = debci_queue_scheme(getattr(args, "debci_config", None)) or TAGGED
+    return read_fleet(fleet_path(args.fleet), scheme)
 
 
 def broker_settings(args: argparse.Namespace) -> BrokerSettings:

@@ -13,9 +13,11 @@ listed and not enqueued.  --dry-run makes the same decision from the same
 broker and prints each message it would have debci publish.
 
 --retries routes debci's own retries again: debci's retry publishes to
-debci-tests-ARCH+PROFILE-BACKEND, which no worker consumes; each request
-there is moved, unchanged, to the shortest live queue of a profile with the
-same hardware (run it from a timer, or after a retry).
+debci-tests-ARCH+PROFILE-BACKEND, which debci 3's workers do not consume;
+each request there is moved, unchanged, to the shortest live queue of a
+profile with the same hardware (run it from a timer, or after a retry).
+debci 4's workers consume that very queue (--debci-queues arch): nothing is
+moved.
 
 Exit status: 0 when every routed job was enqueued and nothing was held or
 unroutable, 1 when some packages were held, unroutable or in error (the
@@ -108,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
                 requestor=args.requestor,
                 config_dir=args.debci_config,
             )
-            # debci 4.x published to the profile's own queue: on to the routed one.
+            # debci 4.x published to the queue of ARCH+PROFILE: that is the routed
+            # one where its workers consume it (--debci-queues arch), else on to it.
             moved, _waiting = relay(broker, fleet, _backend(args), allow_idle=args.allow_idle)
     done = [r.to_dict() for r in requests]
     if args.json:

@@ -1,14 +1,19 @@
-"""The debci tag (or queue) a worker of a fleet profile consumes.
+"""The debci tag, queue and worker options of a fleet profile.
 
 A GPU worker is started as (after 'autopkgtest-hw profile --check --declare')
 
-  debci-worker --tag "$(autopkgtest-hw profile)"
+  debci-worker $(autopkgtest-hw profile --worker-options)
 
-with debci's backend set to hwgpu.  Without NAME the profile is the one
-whose Hosts: field lists this machine's host name.  An ordinary profile has
-no tag: its workers are debci's own, started without --tag.  --declare makes
-the profile's queue on the broker the way debci declares queues (debci-worker
-declares only the untagged queue, and its consumer needs the queue to exist).
+with debci's backend set to hwgpu: --worker-options prints '--tag PROFILE'
+for debci 3, whose worker consumes the tagged queue, and '--arch
+ARCH+PROFILE' for debci 4, which ignores tags and consumes the queue of
+that architecture, where it publishes the profile's jobs (--debci-queues;
+by default as the debci installed here).  Without an option it prints the
+tag.  Without NAME the profile is the one whose Hosts: field lists this
+machine's host name.  An ordinary profile has no tag: its workers are
+debci's own, started without --tag.  --declare makes the profile's queue on
+the broker the way debci declares queues (debci 3's worker declares only the
+untagged queue, and its consumer needs the queue to exist).
 --check detects this machine's hardware and compares it with the profile's
 saved inventory: a worker must not take jobs for GPUs it does not have.  It
 also fails while the hwgpu backend has stopped this worker (its passthrough
@@ -46,7 +51,7 @@ from autopkgtest_hw.fleet.health import state_dir, stopped, use_caches, user_hin
 from autopkgtest_hw.fleet.profiles import Fleet, Profile, check_host
 from autopkgtest_hw.virt.backends import availability
 
-HELP = "the debci tag and queue of a fleet profile (for debci-worker --tag)"
+HELP = "the debci tag, queue and worker options of a fleet profile (for debci-worker)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fleet_option(parser)
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--queue", action="store_true", help="print the queue, not the tag")
+    what.add_argument(
+        "--worker-options",
+        action="store_true",
+        help="print debci-worker's options: --tag PROFILE (debci 3) or --arch ARCH+PROFILE"
+        " (debci 4)",
+    )
     what.add_argument("--list", action="store_true", help="list every profile of the fleet")
     add_json_option(parser)
     parser.add_argument(
@@ -156,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
             f" without --tag (queue {profile.queue})"
         )
         return Exit.FAILED
+    elif args.worker_options:
+        print(" ".join(profile.worker_options))
     else:
         print(profile.tag)
     return Exit.OK

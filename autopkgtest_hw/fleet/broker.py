@@ -77,6 +77,40 @@ def debci_config(keys: Iterable[str], config_dir: str | None = None) -> dict[str
     return values
 
 
+def debci_queue_scheme(config_dir: str | None = None) -> str | None:
+    """How this host's debci takes a profile's jobs: ``tagged`` (3.x), ``arch`` (4.x).
+
+    debci up to 3.12 has ``debci_amqp_queue`` (the queue its worker consumes,
+    with ``--tag``'s suffix; its enqueue publishes there); 4.x has neither:
+    ``debci config amqp_queue`` says ``key amqp_queue not found``.  None when
+    debci is not installed here.
+    """
+    debci = shutil.which("debci")
+    if debci is None:
+        return None
+    env = dict(os.environ)
+    if config_dir:
+        env["debci_config_dir"] = config_dir
+    try:
+        proc = subprocess.run(
+            [debci, "config", "amqp_queue"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BrokerError(f"cannot run 'debci config': {exc}") from None
+    if proc.returncode == 0 and proc.stdout.startswith("amqp_queue="):
+        return "tagged"
+    if proc.returncode != 0 and "key amqp_queue not found" in proc.stderr:
+        return "arch"
+    raise BrokerError(
+        f"'debci config amqp_queue' failed: {safe((proc.stderr or proc.stdout).strip(), 300)}"
+    )
+
+
 def settings_from_debci(config_dir: str | None = None) -> BrokerSettings:
     """Read debci's AMQP settings with ``debci config`` (its own config loading)."""
     values = debci_config(_DEBCI_KEYS, config_dir)

@@ -3,7 +3,9 @@
 ``debci enqueue`` (debci's own command, on the host that has debci's
 database) creates each ``Debci::Job`` and publishes debci's own request,
 ``PACKAGE SUITE run-id:N [trigger:T]``, with the priority; its queue is the
-one routing chose (``debci_amqp_queue``, which debci's enqueue honours) and
+one routing chose (``debci_amqp_queue``, which debci 3's enqueue honours;
+debci 4 publishes to the queue of ``ARCH+PROFILE``, which its workers of the
+profile consume) and
 its architecture the profile's ``ARCH+PROFILE`` (:attr:`Profile.debci_arch`),
 so the collector records the result and debci's pages, API and history keep
 each profile apart.  Each word is checked here first, so a request is one
@@ -125,7 +127,9 @@ def create_jobs(
 
     debci up to 3.12 publishes to ``debci_amqp_queue`` (the routed queue);
     4.x publishes to ``debci-tests-ARCH+PROFILE-BACKEND``, declared here so
-    that debci keeps the backend, from where :func:`retries.relay` moves it.
+    that debci keeps the backend: the queue its workers of that profile
+    consume (``--debci-queues arch``), or from where :func:`retries.relay`
+    moves it to a tagged one.
     """
     if not requests:
         return

@@ -12,11 +12,15 @@ A fleet file is deb822 (like debian/control), one stanza per profile::
     Ordinary: yes
     Backend: lxc
 
-A *hardware* profile's workers run ``debci-worker --tag PROFILE`` with the
-``hwgpu`` backend (or ``Backend:``) and consume
-``debci-tests-<arch>-<backend>_<profile>``.  An *ordinary* profile is debci's
-own workers: no tag, queue ``debci-tests-<arch>-<backend>``; they get the
-packages that need no hardware and never a GPU package.  ``Inventory:`` is a
+A *hardware* profile's workers run with the ``hwgpu`` backend (or
+``Backend:``).  How they take the profile's jobs depends on debci (the
+fleet's :data:`QUEUE_SCHEMES`): debci 3 workers run ``debci-worker --tag
+PROFILE`` and consume ``debci-tests-<arch>-<backend>_<profile>``; debci 4
+ignores tags, so its workers run ``debci-worker --arch <arch>+<profile>`` and
+consume ``debci-tests-<arch>+<profile>-<backend>``, the very queue debci 4
+publishes that profile's jobs and retries to.  An *ordinary* profile is
+debci's own workers: no tag, queue ``debci-tests-<arch>-<backend>``; they get
+the packages that need no hardware and never a GPU package.  ``Inventory:`` is a
 saved ``autopkgtest-hw detect --json`` (relative to the fleet file) or
 ``detect`` (this machine's hardware, for a router that runs on the worker).
 
@@ -25,6 +29,7 @@ Nothing here raises anything but :class:`FleetError`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import string
@@ -44,9 +49,17 @@ ORDINARY_BACKEND = "lxc"  # debci's own default backend
 DETECT = "detect"
 QUEUE_PREFIX = "debci-tests"
 DEBCI_ARCH_SEP = "+"
+#: debci 3: a profile's workers take its jobs with ``--tag`` from a queue of their own.
+TAGGED = "tagged"
+#: debci 4: ``--tag`` is ignored; a profile's workers run as the architecture
+#: ``ARCH+PROFILE`` and consume that architecture's queue.
+PER_ARCH = "arch"
+QUEUE_SCHEMES = (TAGGED, PER_ARCH)
 
-#: debci joins several tags with "_", so a profile name (a tag) never has one.
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
+#: debci joins several tags with "_", so a profile name (a tag) never has one;
+#: nor a "+": the architecture ``ARCH+PROFILE`` has exactly one (the hwgpu
+#: backend takes the real architecture from before it).
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 BACKEND_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
@@ -72,6 +85,7 @@ class Profile:
     description: str = ""
     line: int = 0
     arch_line: int = 0  # the line of its Architecture: field
+    scheme: str = TAGGED  # how debci's workers take the profile's jobs (QUEUE_SCHEMES)
 
     @property
     def tag(self) -> str:
@@ -90,8 +104,21 @@ class Profile:
 
     @property
     def queue(self) -> str:
-        base = f"{QUEUE_PREFIX}-{self.arch}-{self.backend}"
-        return base if self.ordinary else f"{base}_{self.tag}"
+        """The queue the profile's workers consume (debci's name for it)."""
+        if self.ordinary:
+            return f"{QUEUE_PREFIX}-{self.arch}-{self.backend}"
+        if self.scheme == PER_ARCH:
+            return f"{QUEUE_PREFIX}-{self.debci_arch}-{self.backend}"
+        return f"{QUEUE_PREFIX}-{self.arch}-{self.backend}_{self.tag}"
+
+    @property
+    def worker_options(self) -> tuple[str, ...]:
+        """``debci-worker``'s options for this profile's workers (none for an ordinary one)."""
+        if self.ordinary:
+            return ()
+        if self.scheme == PER_ARCH:
+            return ("--arch", self.debci_arch)
+        return ("--tag", self.tag)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -101,6 +128,8 @@ class Profile:
             "ordinary": self.ordinary,
             "tag": self.tag,
             "queue": self.queue,
+            "queues": self.scheme,
+            "worker_options": list(self.worker_options),
             "debci_arch": self.debci_arch,
             "inventory": self.inventory_path,
             "hosts": list(self.hosts),
@@ -167,6 +196,12 @@ def _one_word(para: Paragraph, name: str, regex: re.Pattern[str], where: str) ->
 
 def _profile(para: Paragraph, base: str) -> Profile:
     where = para.path
+    profile_f = para.get("Profile")
+    if profile_f is not None and DEBCI_ARCH_SEP in profile_f.value:
+        raise FleetError(
+            f"{where}:{profile_f.line}: invalid Profile: {safe(profile_f.value.strip())!r}: no"
+            f" '{DEBCI_ARCH_SEP}' in a name (debci's architecture ARCH+PROFILE has exactly one)"
+        )
     name = _one_word(para, "Profile", NAME_RE, where)
     if name is None:
         raise FleetError(f"{where}:{para.line}: a stanza without Profile:")
@@ -218,8 +253,15 @@ def _profile(para: Paragraph, base: str) -> Profile:
     )
 
 
-def read_fleet(path: str) -> Fleet:
-    """Read and check a fleet file; raise FleetError with file and line."""
+def read_fleet(path: str, scheme: str = TAGGED) -> Fleet:
+    """Read and check a fleet file; raise FleetError with file and line.
+
+    ``scheme`` (one of :data:`QUEUE_SCHEMES`) is how the fleet's debci
+    workers take a profile's jobs, which names the profiles' queues.
+    """
+    if scheme not in QUEUE_SCHEMES:
+        known = ", ".join(QUEUE_SCHEMES)
+        raise FleetError(f"unknown queue scheme {safe(scheme)!r} (known: {known})")
     try:
         doc = read_paragraphs(path)
     except ControlError as exc:
@@ -233,7 +275,7 @@ def read_fleet(path: str) -> Fleet:
     if len(doc.paragraphs) > MAX_PROFILES:
         raise FleetError(f"{path}: more than {MAX_PROFILES} profiles")
     base = os.path.dirname(os.path.abspath(path))
-    profiles = [_profile(p, base) for p in doc.paragraphs]
+    profiles = [dataclasses.replace(_profile(p, base), scheme=scheme) for p in doc.paragraphs]
     names: dict[str, Profile] = {}
     queues: dict[str, Profile] = {}
     for p in profiles:

@@ -2,11 +2,13 @@
 
 debci's retry (its button, ``POST /api/v1/retry/ID``) creates a new job with
 the old one's architecture, ``ARCH+PROFILE``, and publishes it to the queue
-debci names after it, ``debci-tests-ARCH+PROFILE-BACKEND``, which no worker
-consumes.  :func:`relay` takes those requests (debci's own messages, run id
-included) and publishes each, unchanged, to the shortest live queue among
-the profiles with the same hardware; where none is live the request stays
-where it is and is reported.
+debci names after it, ``debci-tests-ARCH+PROFILE-BACKEND``.  debci 3's
+workers never consume it (they take a profile's jobs from a tagged queue):
+:func:`relay` takes those requests (debci's own messages, run id included)
+and publishes each, unchanged, to the shortest live queue among the
+profiles with the same hardware; where none is live the request stays where
+it is and is reported.  debci 4's workers consume exactly that queue: there
+is nothing to move.
 """
 
 from __future__ import annotations
@@ -60,10 +62,14 @@ def relay(
     router = Router(fleet)
     hardware = [p for p in fleet if not p.ordinary]
     # debci 4.x keeps the job's backend (the profile's); 3.x uses its configured one.
+    # A queue workers consume is never an intake: with debci 4's workers
+    # (queues per ARCH+PROFILE) the retry is already where the profile takes it.
+    consumed = {p.queue for p in fleet}
     intakes = [
         (p, q)
         for p in hardware
         for q in dict.fromkeys((intake_queue(p, p.backend), intake_queue(p, backend)))
+        if q not in consumed
     ]
     states = broker.states([*(q for _p, q in intakes), *(p.queue for p in fleet)])
     load = {q: (st.messages if st else 0) for q, st in states.items()}

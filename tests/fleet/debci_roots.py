@@ -4,8 +4,7 @@
 debci, debci-collector, debci-worker, rabbitmq-server and autopkgtest, kept
 under ~/.cache/autopkgtest-hw/ (built once, 6 to 9 minutes from the Debian
 mirror).  The legs run only with ``AUTOPKGTEST_HW_DEBCI_ROOTS=1`` (both) or
-``=trixie`` (what .ci/run sets): trixie's passes, sid's does not yet (debci 4.4 has no
-tagged queues; docs/debci.md, "debci versions").
+the suites, comma-separated (``=trixie,sid``, what .ci/run sets).
 ``run_in_root`` runs a command there as root in new mount and PID
 namespaces, with this checkout at /srv/autopkgtest-hw: when it ends, every
 process it started (broker, workers, collector, web app) ends with it.

@@ -68,6 +68,8 @@ class CentralDebci:
             "debci_arch_list": " ".join(arch_list),
             "debci_suite": "unstable",
             "debci_backend": "hwgpu",
+            # debci 4.4 shows its pages to logged-in users only, unless this.
+            "debci_public_browsing": "true",
         }
         (self.config / "debci.conf").write_text("".join(f"{k}='{v}'\n" for k, v in conf.items()))
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -137,8 +139,10 @@ class CentralDebci:
 
         assert self.procs[-1].poll() is None, self.log("web")[-3000:]
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/auth", timeout=5)
-        except urllib.error.HTTPError:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/auth", timeout=5):
+                pass
+        except urllib.error.HTTPError as exc:
+            exc.close()  # (an unclosed one is a ResourceWarning, an error under pytest)
             return True
         except OSError:
             return False
@@ -157,7 +161,10 @@ class CentralDebci:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, resp.read().decode(errors="replace")
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
+            try:
+                return exc.code, exc.read().decode(errors="replace")
+            finally:
+                exc.close()
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -205,7 +212,10 @@ class Worker:
         *,
         tag: str | None,
         settings: dict[str, str],
+        options: list[str] | None = None,
     ) -> None:
+        """``tag``: debci-worker --tag (debci 3); ``options``: what ``autopkgtest-hw
+        profile --worker-options`` prints for this debci (--tag or --arch ARCH+PROFILE)."""
         self.name = name
         self.tag = tag
         self.dir = base / name
@@ -228,7 +238,9 @@ class Worker:
         e = env()
         e["debci_config_dir"] = str(self.dir / "config")
         argv = [str(tree / "bin" / "debci-worker")]
-        if tag:
+        if options is not None:
+            argv += options
+        elif tag:
             argv += ["--tag", tag]
         with open(self.log, "ab") as out:  # O_APPEND: the backend adds its lines too
             self.proc = subprocess.Popen(

@@ -42,14 +42,7 @@ exec /tmp/bin/python3 -m pytest -p no:cacheprovider -q -x --basetemp={OUT}/pytes
 """
 
 
-SID_4_4 = pytest.mark.xfail(
-    strict=True,
-    reason="debci 4.4's debci-worker ignores --tag and debci_amqp_queue: profile workers "
-    "need debci_arch=ARCH+PROFILE (docs/debci.md, debci versions)",
-)
-
-
-@pytest.mark.parametrize("suite", ["trixie", pytest.param("sid", marks=SID_4_4)])
+@pytest.mark.parametrize("suite", ["trixie", "sid"])
 def test_the_debci_e2e_in_the_release(suite: str, tmp_path: Path) -> None:
     dest = root(suite)
     if dest is None:

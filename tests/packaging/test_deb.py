@@ -159,10 +159,12 @@ def test_files_in_the_package(extracted: Path) -> None:
         "usr/share/doc/autopkgtest-hw/examples/hwgpu.conf",
         "usr/share/debci/backends/hwgpu/test-package",
         "usr/share/debci/backends/hwgpu/create-testbed",
+        "usr/share/debci/backends/hwgpu/check-testbed",
+        "usr/share/debci/backends/hwgpu/arch.sh",  # sourced by the three
     ):
         assert (extracted / path).is_file(), path
     assert list((extracted / "usr/share/doc/autopkgtest-hw").glob("debci.md*"))
-    for script in ("test-package", "create-testbed"):
+    for script in ("test-package", "create-testbed", "check-testbed"):
         assert os.access(extracted / "usr/share/debci/backends/hwgpu" / script, os.X_OK)
     for cmd in COMMANDS:
         assert os.access(extracted / "usr" / "bin" / cmd, os.X_OK)

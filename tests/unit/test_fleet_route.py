@@ -333,9 +333,10 @@ def test_route_command_json_and_exit_status(
 
 
 def test_profile_command(fleet_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", "--fleet", str(fleet_file), "h100"]) == 0
+    debci3 = ["profile", "--fleet", str(fleet_file), "--debci-queues", "tagged"]
+    assert main([*debci3, "h100"]) == 0
     assert capsys.readouterr().out == "h100\n"
-    assert main(["profile", "--fleet", str(fleet_file), "--queue", "h100"]) == 0
+    assert main([*debci3, "--queue", "h100"]) == 0
     assert capsys.readouterr().out == "debci-tests-amd64-hwgpu_h100\n"
     assert main(["profile", "--fleet", str(fleet_file), "cpu-amd64"]) == 1
     assert "started without --tag" in capsys.readouterr().err
