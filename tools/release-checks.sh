@@ -169,7 +169,16 @@ if [ "$release" = sid ] && wanted sbuild; then
     (cd "$dir/sbuild-out" && sbuild --chroot-mode=unshare --chroot="$dir/sbuild-chroot.tar" \
         --dist=unstable --arch-all --no-run-lintian --no-run-piuparts --no-run-autopkgtest \
         "$dsc") > "$out/sbuild.log" 2>&1 || rc=$?
+    # sbuild's own log of the build (PACKAGE_VERSION_ARCH.build) is the record.
+    build_log=$(ls "$dir"/sbuild-out/autopkgtest-hw_*.build 2> /dev/null | head -n 1)
+    [ -z "$build_log" ] || cp "$build_log" "$out/sbuild.build"
     [ "$rc" -eq 0 ] || { tail -n 60 "$out/sbuild.log"; fail "sbuild exited $rc"; }
+    [ -n "$build_log" ] || fail "sbuild left no .build log"
+    grep -q '^Status: successful' "$out/sbuild.build" || fail "sbuild's log does not say Status: successful"
+    # What unshare mode (and only it) does with --chroot=TARBALL.
+    grep -qF "I: Unpacking $dir/sbuild-chroot.tar" "$out/sbuild.build" ||
+        fail "sbuild's log does not show the unshare-mode chroot unpacked from sbuild-chroot.tar"
+    ls "$dir"/sbuild-out/autopkgtest-hw_*_all.deb > /dev/null 2>&1 || fail "sbuild built no _all.deb"
     passed
 
     check "lintian (sid's) on what sid's sbuild built"
