@@ -156,9 +156,21 @@ if wanted build; then
     (cd "$dir/hwbuild-out" && autopkgtest-hw build --dist "$dist" --sbuild-arg=--no-run-lintian \
         --sbuild-arg=--no-run-piuparts --sbuild-arg=--no-apt-update \
         "$dir/hwbuild-src/hwbuild_1.0.dsc" -- null) > "$out/build.log" 2>&1 || rc=$?
-    [ "$rc" -eq 0 ] || { tail -n 60 "$out/build.log"; fail "autopkgtest-hw build exited $rc"; }
+    # autopkgtest-hw build names sbuild's log (HWBUILD_VERSION_ARCH-DATE.build); keep it.
+    build_log=$(ls "$dir"/hwbuild-out/hwbuild_1.0_*Z.build 2> /dev/null | head -n 1)
+    [ -z "$build_log" ] || cp "$build_log" "$out/hwbuild.build"
+    [ "$rc" -eq 0 ] || {
+        tail -n 60 "$out/build.log"
+        [ -z "$build_log" ] || tail -n 60 "$build_log"
+        fail "autopkgtest-hw build exited $rc"
+    }
+    [ -n "$build_log" ] || fail "sbuild left no .build log"
+    grep -q '^Status: successful' "$out/hwbuild.build" || fail "sbuild's log does not say Status: successful"
     ls "$dir"/hwbuild-out/hwbuild_1.0_*.deb > /dev/null 2>&1 || fail "no hwbuild .deb was built"
-    grep -q "make check" "$out/build.log" || fail "the build-time OpenCL test did not run"
+    # dh_auto_test runs "make check" (make -jN check), which runs the kernel.
+    grep -q "^ *dh_auto_test" "$out/hwbuild.build" || fail "dh_auto_test did not run"
+    grep -q "^hwbuild-vadd: [0-9]* sums correct on OpenCL device" "$out/hwbuild.build" ||
+        fail "the build-time OpenCL test did not pass"
     passed
 fi
 
