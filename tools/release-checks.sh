@@ -41,6 +41,14 @@ wanted() {
             ;;
     esac
 }
+first_file() { # first_file GLOB...: the first that is a file, or nothing
+    for f in "$@"; do
+        [ ! -f "$f" ] || {
+            echo "$f"
+            return 0
+        }
+    done
+}
 result() { # result SUMMARY TEST -> PASS, SKIP, FAIL... for TEST
     awk -v t="$2" '$1 == t { print $2 }' "$1"
 }
@@ -157,7 +165,7 @@ if wanted build; then
         --sbuild-arg=--no-run-piuparts --sbuild-arg=--no-apt-update \
         "$dir/hwbuild-src/hwbuild_1.0.dsc" -- null) > "$out/build.log" 2>&1 || rc=$?
     # autopkgtest-hw build names sbuild's log (HWBUILD_VERSION_ARCH-DATE.build); keep it.
-    build_log=$(ls "$dir"/hwbuild-out/hwbuild_1.0_*Z.build 2> /dev/null | head -n 1)
+    build_log=$(first_file "$dir"/hwbuild-out/hwbuild_1.0_*Z.build)
     [ -z "$build_log" ] || cp "$build_log" "$out/hwbuild.build"
     [ "$rc" -eq 0 ] || {
         tail -n 60 "$out/build.log"
@@ -182,7 +190,7 @@ if [ "$release" = sid ] && wanted sbuild; then
         --dist=unstable --arch-all --no-run-lintian --no-run-piuparts --no-run-autopkgtest \
         "$dsc") > "$out/sbuild.log" 2>&1 || rc=$?
     # sbuild's own log of the build (PACKAGE_VERSION_ARCH.build) is the record.
-    build_log=$(ls "$dir"/sbuild-out/autopkgtest-hw_*.build 2> /dev/null | head -n 1)
+    build_log=$(first_file "$dir"/sbuild-out/autopkgtest-hw_*.build)
     [ -z "$build_log" ] || cp "$build_log" "$out/sbuild.build"
     [ "$rc" -eq 0 ] || { tail -n 60 "$out/sbuild.log"; fail "sbuild exited $rc"; }
     [ -n "$build_log" ] || fail "sbuild left no .build log"
