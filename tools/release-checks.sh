@@ -41,6 +41,14 @@ wanted() {
             ;;
     esac
 }
+first_file() { # first_file GLOB...: the first that is a file, or nothing
+    for f in "$@"; do
+        [ ! -f "$f" ] || {
+            echo "$f"
+            return 0
+        }
+    done
+}
 result() { # result SUMMARY TEST -> PASS, SKIP, FAIL... for TEST
     awk -v t="$2" '$1 == t { print $2 }' "$1"
 }
@@ -156,9 +164,21 @@ if wanted build; then
     (cd "$dir/hwbuild-out" && autopkgtest-hw build --dist "$dist" --sbuild-arg=--no-run-lintian \
         --sbuild-arg=--no-run-piuparts --sbuild-arg=--no-apt-update \
         "$dir/hwbuild-src/hwbuild_1.0.dsc" -- null) > "$out/build.log" 2>&1 || rc=$?
-    [ "$rc" -eq 0 ] || { tail -n 60 "$out/build.log"; fail "autopkgtest-hw build exited $rc"; }
+    # autopkgtest-hw build names sbuild's log (HWBUILD_VERSION_ARCH-DATE.build); keep it.
+    build_log=$(first_file "$dir"/hwbuild-out/hwbuild_1.0_*Z.build)
+    [ -z "$build_log" ] || cp "$build_log" "$out/hwbuild.build"
+    [ "$rc" -eq 0 ] || {
+        tail -n 60 "$out/build.log"
+        [ -z "$build_log" ] || tail -n 60 "$build_log"
+        fail "autopkgtest-hw build exited $rc"
+    }
+    [ -n "$build_log" ] || fail "sbuild left no .build log"
+    grep -q '^Status: successful' "$out/hwbuild.build" || fail "sbuild's log does not say Status: successful"
     ls "$dir"/hwbuild-out/hwbuild_1.0_*.deb > /dev/null 2>&1 || fail "no hwbuild .deb was built"
-    grep -q "make check" "$out/build.log" || fail "the build-time OpenCL test did not run"
+    # dh_auto_test runs "make check" (make -jN check), which runs the kernel.
+    grep -q "^ *dh_auto_test" "$out/hwbuild.build" || fail "dh_auto_test did not run"
+    grep -q "^hwbuild-vadd: [0-9]* sums correct on OpenCL device" "$out/hwbuild.build" ||
+        fail "the build-time OpenCL test did not pass"
     passed
 fi
 
@@ -169,7 +189,16 @@ if [ "$release" = sid ] && wanted sbuild; then
     (cd "$dir/sbuild-out" && sbuild --chroot-mode=unshare --chroot="$dir/sbuild-chroot.tar" \
         --dist=unstable --arch-all --no-run-lintian --no-run-piuparts --no-run-autopkgtest \
         "$dsc") > "$out/sbuild.log" 2>&1 || rc=$?
+    # sbuild's own log of the build (PACKAGE_VERSION_ARCH.build) is the record.
+    build_log=$(first_file "$dir"/sbuild-out/autopkgtest-hw_*.build)
+    [ -z "$build_log" ] || cp "$build_log" "$out/sbuild.build"
     [ "$rc" -eq 0 ] || { tail -n 60 "$out/sbuild.log"; fail "sbuild exited $rc"; }
+    [ -n "$build_log" ] || fail "sbuild left no .build log"
+    grep -q '^Status: successful' "$out/sbuild.build" || fail "sbuild's log does not say Status: successful"
+    # What unshare mode (and only it) does with --chroot=TARBALL.
+    grep -qF "I: Unpacking $dir/sbuild-chroot.tar" "$out/sbuild.build" ||
+        fail "sbuild's log does not show the unshare-mode chroot unpacked from sbuild-chroot.tar"
+    ls "$dir"/sbuild-out/autopkgtest-hw_*_all.deb > /dev/null 2>&1 || fail "sbuild built no _all.deb"
     passed
 
     check "lintian (sid's) on what sid's sbuild built"

@@ -182,6 +182,14 @@ cp "$work"/deb/*.deb "$work"/deb/*.dsc "$work"/deb/*.tar.* tools/release-checks.
 : > "$upper/srv/release/testbed.tar"
 : > "$upper/srv/release/sbuild-chroot.tar"
 cp /etc/resolv.conf "$upper/etc/resolv.conf" 2> /dev/null || true
+# The host's name resolves in the root (sbuild and autopkgtest's chroot mode
+# run "hostname -f", which fails without it): the root shares the host's UTS
+# name, and mmdebstrap's /etc/hosts has only localhost.
+{
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$(uname -n)"
+    printf '::1\t\tlocalhost ip6-localhost ip6-loopback\n'
+    printf 'ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n'
+} > "$upper/etc/hosts"
 for f in subuid subgid; do echo "root:100000:65536" > "$upper/etc/$f"; done
 
 # Private mount and PID namespaces: the overlay (the cached root below, this
@@ -211,6 +219,11 @@ unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
     /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
     AUTOPKGTEST_HW_RELEASE_SKIP="${AUTOPKGTEST_HW_RELEASE_SKIP:-}" \
     sh /srv/release/release-checks.sh "$release" /srv/release > "$outdir/checks.log" 2>&1 || rc=$?
+# The checks' own times.txt (one line per check) goes after this script's.
+if [ -f "$upper/srv/release/out/times.txt" ]; then
+    cat "$upper/srv/release/out/times.txt" >> "$outdir/times.txt"
+    rm -f "$upper/srv/release/out/times.txt"
+fi
 cp -r "$upper/srv/release/out/." "$outdir/" 2> /dev/null || true
 step_done
 if [ "$rc" -ne 0 ]; then
