@@ -49,16 +49,15 @@ class BrokerSettings:
         return safe(re.sub(r":[^/@]*@", ":*********@", self.url))
 
 
-def debci_config(keys: Iterable[str], config_dir: str | None = None) -> dict[str, str]:
-    """Values of debci's configuration, read with ``debci config`` (its own loading)."""
-    debci = shutil.which("debci")
-    if debci is None:
-        raise BrokerError("debci is not installed: give the broker with --amqp URL")
+def _run_debci_config(
+    debci: str, keys: Iterable[str], config_dir: str | None
+) -> subprocess.CompletedProcess[str]:
+    """``debci config KEYS...`` run (with ``config_dir`` as debci_config_dir, if given)."""
     env = dict(os.environ)
     if config_dir:
         env["debci_config_dir"] = config_dir
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             [debci, "config", *keys],
             capture_output=True,
             text=True,
@@ -68,6 +67,14 @@ def debci_config(keys: Iterable[str], config_dir: str | None = None) -> dict[str
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BrokerError(f"cannot run 'debci config': {exc}") from None
+
+
+def debci_config(keys: Iterable[str], config_dir: str | None = None) -> dict[str, str]:
+    """Values of debci's configuration, read with ``debci config`` (its own loading)."""
+    debci = shutil.which("debci")
+    if debci is None:
+        raise BrokerError("debci is not installed: give the broker with --amqp URL")
+    proc = _run_debci_config(debci, keys, config_dir)
     if proc.returncode != 0:
         raise BrokerError(f"'debci config' failed: {safe(proc.stderr.strip())}")
     values: dict[str, str] = {}
@@ -88,20 +95,7 @@ def debci_queue_scheme(config_dir: str | None = None) -> str | None:
     debci = shutil.which("debci")
     if debci is None:
         return None
-    env = dict(os.environ)
-    if config_dir:
-        env["debci_config_dir"] = config_dir
-    try:
-        proc = subprocess.run(
-            [debci, "config", "amqp_queue"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BrokerError(f"cannot run 'debci config': {exc}") from None
+    proc = _run_debci_config(debci, ["amqp_queue"], config_dir)
     if proc.returncode == 0 and proc.stdout.startswith("amqp_queue="):
         return "tagged"
     if proc.returncode != 0 and "key amqp_queue not found" in proc.stderr:

@@ -17,14 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autopkgtest_hw.base.errors import HwError
-from autopkgtest_hw.detect.cpu import (
-    MACHINE_TO_DPKG,
-    dpkg_architecture,
-    logical_cpus,
-    parse_cpuinfo,
-    parse_memtotal,
-    read_memtotal,
-)
+from autopkgtest_hw.detect.cpu import MACHINE_TO_DPKG, parse_cpuinfo, parse_memtotal, this_machine
 from autopkgtest_hw.spec.hardware import GPU_NODE_DIRS, GPU_NODE_NAMES
 from autopkgtest_hw.spec.inventory import Cpu
 
@@ -162,20 +155,7 @@ def on_this_host(nodes: Sequence[str], sysfs: str = "/sys") -> ProbeResult:
     architecture, /proc, the nodes, /sys/bus/pci), without a shell, ``nproc``
     and ``dpkg`` started through the testbed on every ``open`` (null).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            first = f.read().split("\n\n", 1)[0]
-    except OSError:
-        first = ""
-    info = parse_cpuinfo(first + "\n\n")
-    cpu = Cpu(
-        arch=dpkg_architecture(),
-        model=info.get("model"),
-        vendor=info.get("vendor"),
-        flags=tuple(info.get("flags", "").split()),
-        cores=logical_cpus(),
-        memory=read_memtotal("/proc/meminfo"),
-    )
+    cpu = this_machine()
     states = {n: _node_state(n) for n in nodes}
     gpu_nodes: list[str] = []
     for d in (*GPU_NODE_DIRS, *(os.path.dirname(n) for n in nodes)):
