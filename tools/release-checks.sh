@@ -53,6 +53,43 @@ result() { # result SUMMARY TEST -> PASS, SKIP, FAIL... for TEST
     awk -v t="$2" '$1 == t { print $2 }' "$1"
 }
 
+# "sh release-checks.sh RELEASE DIR example" (AUTOPKGTEST_HW_RELEASE_EXTRA=example
+# in tools/test-release.sh): only the README's main job, on a fresh root of
+# the release with the checkout in /root/autopkgtest-hw and no .deb.
+if [ "${3:-}" = example ]; then
+    check "sh tools/run-example.sh (the README's main job) on a $release host"
+    src=/root/autopkgtest-hw
+    rc_file=$out/example.rc
+    # Each line stamped with the time (seconds since the check began), to
+    # tell tools/setup.sh's share from the run's.
+    {
+        rc=0
+        (cd "$src" && sh tools/run-example.sh "$out/example-output") 2>&1 || rc=$?
+        echo "$rc" > "$rc_file"
+    } | while IFS= read -r line; do
+        printf '%4d %s\n' "$(($(date +%s) - check_start))" "$line"
+    done > "$out/example.log"
+    rc=$(cat "$rc_file")
+    summary=$out/example-output/summary
+    cat "$summary" || true
+    ready=$(awk '/tools\/setup.sh: ready/ { print $1; exit }' "$out/example.log")
+    echo "check example-setup ${ready:-?}" >> "$out/times.txt"
+    [ -n "$ready" ] || { tail -n 60 "$out/example.log"; fail "tools/setup.sh did not finish"; }
+    [ "$rc" -eq 2 ] || { tail -n 60 "$out/example.log"; fail "exit $rc, not 2 (a test skipped)"; }
+    [ "$(result "$summary" plain)" = PASS ] || fail "plain did not pass"
+    [ "$(result "$summary" opencl-cpu)" = PASS ] || fail "opencl-cpu did not pass"
+    grep -q '^cuda-smoke  *SKIP .*needs-hw:cuda' "$summary" ||
+        fail "cuda-smoke not skipped with its needs-hw: reason"
+    versions=""
+    for p in podman runc autopkgtest python3; do
+        versions="$versions $p=$(dpkg-query -W -f='${Version}' "$p" 2> /dev/null || echo none)"
+    done
+    echo "versions:$versions" | tee "$out/example-versions.txt"
+    passed
+    echo "release-checks $release: example passed"
+    exit 0
+fi
+
 deb=$(ls "$dir"/autopkgtest-hw_*_all.deb)
 dsc=$(ls "$dir"/autopkgtest-hw_*.dsc)
 examples=/usr/share/doc/autopkgtest-hw/examples
