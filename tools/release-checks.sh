@@ -53,6 +53,44 @@ result() { # result SUMMARY TEST -> PASS, SKIP, FAIL... for TEST
     awk -v t="$2" '$1 == t { print $2 }' "$1"
 }
 
+# "sh release-checks.sh RELEASE DIR example" (AUTOPKGTEST_HW_RELEASE_EXTRA=example
+# in tools/test-release.sh): only the README's main job, on a fresh root of
+# the release with the checkout in /root/autopkgtest-hw and no .deb.
+if [ "${3:-}" = example ]; then
+    check "sh tools/run-example.sh (the README's main job) on a $release host"
+    src=/root/autopkgtest-hw
+    # Output to a file, as a user's "> log"; tools/setup.sh's share of the
+    # time is when its "ready" line shows up there.
+    : > "$out/example.log"
+    (
+        while ! grep -q 'tools/setup.sh: ready' "$out/example.log"; do
+            sleep 1
+        done
+        echo "check example-setup $(($(date +%s) - check_start))" >> "$out/times.txt"
+    ) &
+    watcher=$!
+    rc=0
+    (cd "$src" && sh tools/run-example.sh "$out/example-output") > "$out/example.log" 2>&1 || rc=$?
+    kill "$watcher" 2> /dev/null || true
+    summary=$out/example-output/summary
+    cat "$summary" || true
+    grep -q 'tools/setup.sh: ready' "$out/example.log" ||
+        { tail -n 60 "$out/example.log"; fail "tools/setup.sh did not finish"; }
+    [ "$rc" -eq 2 ] || { tail -n 60 "$out/example.log"; fail "exit $rc, not 2 (a test skipped)"; }
+    [ "$(result "$summary" plain)" = PASS ] || fail "plain did not pass"
+    [ "$(result "$summary" opencl-cpu)" = PASS ] || fail "opencl-cpu did not pass"
+    grep -q '^cuda-smoke  *SKIP .*needs-hw:cuda' "$summary" ||
+        fail "cuda-smoke not skipped with its needs-hw: reason"
+    versions=""
+    for p in podman runc autopkgtest python3; do
+        versions="$versions $p=$(dpkg-query -W -f='${Version}' "$p" 2> /dev/null || echo none)"
+    done
+    echo "versions:$versions" | tee "$out/example-versions.txt"
+    passed
+    echo "release-checks $release: example passed"
+    exit 0
+fi
+
 deb=$(ls "$dir"/autopkgtest-hw_*_all.deb)
 dsc=$(ls "$dir"/autopkgtest-hw_*.dsc)
 examples=/usr/share/doc/autopkgtest-hw/examples

@@ -21,6 +21,10 @@
 #
 # AUTOPKGTEST_HW_RELEASE_SKIP="unshare build sbuild" leaves out those checks
 # (the hwgpu unshare run, autopkgtest-hw build, sid's sbuild and lintian).
+# AUTOPKGTEST_HW_RELEASE_EXTRA="example" adds one that is off by default: the
+# README's main job ("sh tools/run-example.sh", tools/setup.sh and all) in a
+# fresh overlay of the root, as on a host of that release (a few hundred MB of
+# packages and wheels are downloaded).
 # OUTDIR (default ./release-output/RELEASE) gets the logs, the summaries and
 # times.txt (seconds per step).  Exits non-zero with the failing step named.
 # Needs root (mmdebstrap, overlay mounts, chroot), and network access to
@@ -173,37 +177,26 @@ wait "$root_job" || die "could not make the $release root"
 wait "$testbed_job" || die "could not make the $release testbed"
 step_done
 
-# What the checks see in /srv/release: the built package, the script, and
-# the cached tarballs (bound read-only in the root: nothing is copied).
-upper=$work/upper
-mkdir -p "$upper/srv/release" "$upper/etc" "$work/overlay-work" "$work/root"
-cp "$work"/deb/*.deb "$work"/deb/*.dsc "$work"/deb/*.tar.* tools/release-checks.sh \
-    "$upper/srv/release/"
-: > "$upper/srv/release/testbed.tar"
-: > "$upper/srv/release/sbuild-chroot.tar"
-cp /etc/resolv.conf "$upper/etc/resolv.conf" 2> /dev/null || true
-# The host's name resolves in the root (sbuild and autopkgtest's chroot mode
-# run "hostname -f", which fails without it): the root shares the host's UTS
-# name, and mmdebstrap's /etc/hosts has only localhost.
-{
-    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$(uname -n)"
-    printf '::1\t\tlocalhost ip6-localhost ip6-loopback\n'
-    printf 'ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n'
-} > "$upper/etc/hosts"
-for f in subuid subgid; do echo "root:100000:65536" > "$upper/etc/$f"; done
-
-# Private mount and PID namespaces: the overlay (the cached root below, this
-# run's changes above) as the namespace's root, /dev, /sys and a fresh /proc;
-# all of it, and every process started inside, goes when the checks end.
-step checks
-rc=0
-unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
-    lower=$1 upper=$2 ow=$3 r=$4 testbed=$5 sbuild=$6
-    shift 6
-    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$ow" "$r" &&
-        mount --bind "$testbed" "$r/srv/release/testbed.tar" &&
-        mount --bind "$sbuild" "$r/srv/release/sbuild-chroot.tar" &&
-        mount --rbind /dev "$r/dev" && mount --rbind /sys "$r/sys" &&
+# in_root UPPER [SRC DST]... -- CMD...: run CMD in private mount and PID
+# namespaces whose root is an overlay: the cached root below, UPPER (this
+# run's changes) above, /dev, /sys and a fresh /proc; each host file SRC is
+# bound at DST (a path in the root, made in UPPER beforehand).  All of it,
+# and every process started inside, goes when CMD ends.
+in_root() {
+    in_upper=$1
+    shift
+    in_ow=$(mktemp -d "$work/overlay-work.XXXXXX")
+    in_mnt=$(mktemp -d "$work/root.XXXXXX")
+    unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
+    lower=$1 upper=$2 ow=$3 r=$4
+    shift 4
+    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$ow" "$r" || exit 1
+    while [ "$1" != -- ]; do
+        mount --bind "$1" "$r/$2" || exit 1
+        shift 2
+    done
+    shift
+    mount --rbind /dev "$r/dev" && mount --rbind /sys "$r/sys" &&
         mount -t proc proc "$r/proc" || exit 1
     # pivot_root, not a bare chroot: the kernel refuses a user namespace to a
     # chrooted process, and unshare testbeds and sbuild make one.
@@ -214,8 +207,37 @@ unshare --mount --pid --fork --kill-child --propagation private -- sh -c '
         if ctypes.CDLL(None).umount2(b\"/.host\", 2) != 0:  # MNT_DETACH
             sys.exit(\"cannot detach /.host\")
         os.rmdir(\"/.host\")
-        os.execvp(sys.argv[1], sys.argv[1:])" "$@"' sh "$root_dir" "$upper" "$work/overlay-work" "$work/root" \
-    "$testbed_tar" "$sbuild_tar" \
+        os.execvp(sys.argv[1], sys.argv[1:])" "$@"' sh "$root_dir" "$in_upper" "$in_ow" "$in_mnt" "$@"
+}
+
+# write_host_files UPPER: the host's resolver, and its name in /etc/hosts.
+# The host's name resolves in the root (sbuild and autopkgtest's chroot mode
+# run "hostname -f", which fails without it): the root shares the host's UTS
+# name, and mmdebstrap's /etc/hosts has only localhost.
+write_host_files() {
+    mkdir -p "$1/etc"
+    cp /etc/resolv.conf "$1/etc/resolv.conf" 2> /dev/null || true
+    {
+        printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$(uname -n)"
+        printf '::1\t\tlocalhost ip6-localhost ip6-loopback\n'
+        printf 'ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n'
+    } > "$1/etc/hosts"
+}
+
+# What the checks see in /srv/release: the built package, the script, and
+# the cached tarballs (bound read-only in the root: nothing is copied).
+upper=$work/upper
+mkdir -p "$upper/srv/release" "$upper/etc"
+cp "$work"/deb/*.deb "$work"/deb/*.dsc "$work"/deb/*.tar.* tools/release-checks.sh \
+    "$upper/srv/release/"
+: > "$upper/srv/release/testbed.tar"
+: > "$upper/srv/release/sbuild-chroot.tar"
+write_host_files "$upper"
+for f in subuid subgid; do echo "root:100000:65536" > "$upper/etc/$f"; done
+
+step checks
+rc=0
+in_root "$upper" "$testbed_tar" /srv/release/testbed.tar "$sbuild_tar" /srv/release/sbuild-chroot.tar -- \
     /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
     AUTOPKGTEST_HW_RELEASE_SKIP="${AUTOPKGTEST_HW_RELEASE_SKIP:-}" \
     sh /srv/release/release-checks.sh "$release" /srv/release > "$outdir/checks.log" 2>&1 || rc=$?
@@ -231,4 +253,60 @@ if [ "$rc" -ne 0 ]; then
     die "checks inside the $release root failed (exit $rc; log: $outdir/checks.log)"
 fi
 grep '^versions:' "$outdir/checks.log" >&2 || true
+
+# AUTOPKGTEST_HW_RELEASE_EXTRA="example": the README's main job on a host of
+# this release, in a fresh overlay of the same root (no .deb installed, no
+# subuid, containers.conf or .venv): a copy of the checkout (git archive of
+# HEAD, or the working tree with --worktree) in /root/autopkgtest-hw, where
+# "sh tools/run-example.sh" runs as root: tools/setup.sh (apt-get install
+# from the release, a .venv with pip from PyPI, the subuid and podman
+# settings), then hwdemo through "hwgpu unshare".  Off by default: setup.sh
+# downloads a few hundred MB.  The host's cached bookworm testbed tarball, if
+# there is one, is bound at the root's ~/.cache/autopkgtest-hw/ (else
+# run-example.sh makes it there with mmdebstrap, another download).
+case " ${AUTOPKGTEST_HW_RELEASE_EXTRA:-} " in
+    *" example "*)
+        step example
+        ex_upper=$work/example-upper
+        ex_src=$ex_upper/root/autopkgtest-hw
+        ex_cache=$ex_upper/root/.cache/autopkgtest-hw
+        mkdir -p "$ex_upper/srv/release" "$ex_src" "$ex_cache"
+        cp tools/release-checks.sh "$ex_upper/srv/release/"
+        write_host_files "$ex_upper"
+        # The host's own CAs (e.g. a network's TLS proxy), as a host on this
+        # network has them: ca-certificates, installed by setup.sh, adds
+        # them to the root's bundle, which pip uses to reach PyPI.
+        if [ -d /usr/local/share/ca-certificates ]; then
+            mkdir -p "$ex_upper/usr/local/share"
+            cp -r /usr/local/share/ca-certificates "$ex_upper/usr/local/share/"
+        fi
+        if [ -n "$worktree" ]; then
+            git ls-files -z --cached --others --exclude-standard > "$work/example-files"
+            tar -c --null -T "$work/example-files" --ignore-failed-read -f - | tar -x -C "$ex_src"
+        else
+            git archive --format=tar HEAD | tar -x -C "$ex_src"
+        fi
+        ex_binds=""
+        bookworm_tar=$cache/bookworm-$arch.tar
+        if [ -s "$bookworm_tar" ]; then
+            : > "$ex_cache/bookworm-$arch.tar"
+            ex_binds=yes
+        fi
+        rc=0
+        in_root "$ex_upper" ${ex_binds:+"$bookworm_tar" "/root/.cache/autopkgtest-hw/bookworm-$arch.tar"} -- \
+            /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
+            sh /srv/release/release-checks.sh "$release" /srv/release example \
+            > "$outdir/example-checks.log" 2>&1 || rc=$?
+        if [ -f "$ex_upper/srv/release/out/times.txt" ]; then
+            cat "$ex_upper/srv/release/out/times.txt" >> "$outdir/times.txt"
+            rm -f "$ex_upper/srv/release/out/times.txt"
+        fi
+        cp -r "$ex_upper/srv/release/out/." "$outdir/" 2> /dev/null || true
+        step_done
+        if [ "$rc" -ne 0 ]; then
+            tail -n 40 "$outdir/example-checks.log" >&2
+            die "tools/run-example.sh in the $release root failed (exit $rc; log: $outdir/example-checks.log)"
+        fi
+        ;;
+esac
 say "ok (seconds per step: $(tr '\n' ' ' < "$outdir/times.txt"))"

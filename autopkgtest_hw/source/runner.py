@@ -7,6 +7,8 @@ restriction check.  Its output, summary file and exit code are its own.
 
 from __future__ import annotations
 
+import atexit
+import os
 import runpy
 import sys
 
@@ -23,6 +25,31 @@ def exit_status(code: object) -> int:
         return code
     log.error(str(code))  # what Python itself prints for sys.exit("message")
     return Exit.FAILED  # what Python itself exits with then
+
+
+def reopen_closed_stdio() -> None:
+    """Point file descriptors 1 and 2, where closed, at /dev/null.
+
+    With --output-dir (or --log-file) autopkgtest tees its stdout and stderr
+    into the log, and at exit (atexit) closes descriptors 1 and 2 and its tee
+    pipes' descriptors so the tees see EOF.  Run in this process (runpy), its
+    pipe objects are freed after that, closing those descriptors again
+    fails (EBADF), and Python reports it on the closed stderr, which it then
+    cannot flush: the process exits 120 instead of autopkgtest's code.  Seen
+    with trixie's Python 3.13 in tools/run-example.sh (the same run exits 2
+    on bookworm, Python 3.11).
+    Registered with atexit before autopkgtest runs, this runs after its
+    cleanup (atexit is last in, first out): what is written after that goes
+    to /dev/null, as nobody reads it (the tees are gone).
+    """
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def run_autopkgtest(
@@ -47,6 +74,7 @@ def run_autopkgtest(
     log.debug(f"running {at.describe()}, library {at.lib_dir}, with {args!r}")
     saved_argv = sys.argv
     sys.argv = [str(at.program), *args]
+    atexit.register(reopen_closed_stdio)
     try:
         runpy.run_path(str(at.program), run_name="__main__")
     except SystemExit as exc:
