@@ -52,6 +52,16 @@ first_file() { # first_file GLOB...: the first that is a file, or nothing
 result() { # result SUMMARY TEST -> PASS, SKIP, FAIL... for TEST
     awk -v t="$2" '$1 == t { print $2 }' "$1"
 }
+# hwdemo_outcome SUMMARY LOG: the example's run (exit status in $rc) ended as
+# it must without a GPU: exit 2, plain and opencl-cpu passed, cuda-smoke
+# skipped with its needs-hw: reason.
+hwdemo_outcome() {
+    [ "$rc" -eq 2 ] || { tail -n 60 "$2"; fail "exit $rc, not 2 (a test skipped)"; }
+    [ "$(result "$1" plain)" = PASS ] || fail "plain did not pass"
+    [ "$(result "$1" opencl-cpu)" = PASS ] || fail "opencl-cpu did not pass"
+    grep -q '^cuda-smoke  *SKIP .*needs-hw:cuda' "$1" ||
+        fail "cuda-smoke not skipped with its needs-hw: reason"
+}
 
 # "sh release-checks.sh RELEASE DIR example" (AUTOPKGTEST_HW_RELEASE_EXTRA=example
 # in tools/test-release.sh): only the README's main job, on a fresh root of
@@ -76,11 +86,7 @@ if [ "${3:-}" = example ]; then
     cat "$summary" || true
     grep -q 'tools/setup.sh: ready' "$out/example.log" ||
         { tail -n 60 "$out/example.log"; fail "tools/setup.sh did not finish"; }
-    [ "$rc" -eq 2 ] || { tail -n 60 "$out/example.log"; fail "exit $rc, not 2 (a test skipped)"; }
-    [ "$(result "$summary" plain)" = PASS ] || fail "plain did not pass"
-    [ "$(result "$summary" opencl-cpu)" = PASS ] || fail "opencl-cpu did not pass"
-    grep -q '^cuda-smoke  *SKIP .*needs-hw:cuda' "$summary" ||
-        fail "cuda-smoke not skipped with its needs-hw: reason"
+    hwdemo_outcome "$summary" "$out/example.log"
     versions=""
     for p in podman runc autopkgtest python3; do
         versions="$versions $p=$(dpkg-query -W -f='${Version}' "$p" 2> /dev/null || echo none)"
@@ -183,11 +189,7 @@ if wanted unshare; then
     autopkgtest-hw run --setup-commands='apt-get update -q' --summary-file="$out/unshare.summary" \
         "$dir/hwdemo" -- hwgpu unshare --tarball "$dir/testbed.tar" > "$out/unshare.log" 2>&1 || rc=$?
     cat "$out/unshare.summary" || true
-    [ "$rc" -eq 2 ] || { tail -n 60 "$out/unshare.log"; fail "exit $rc, not 2 (a test skipped)"; }
-    [ "$(result "$out/unshare.summary" plain)" = PASS ] || fail "plain did not pass"
-    [ "$(result "$out/unshare.summary" opencl-cpu)" = PASS ] || fail "opencl-cpu did not pass"
-    grep -q '^cuda-smoke  *SKIP .*needs-hw:cuda' "$out/unshare.summary" ||
-        fail "cuda-smoke not skipped with its needs-hw: reason"
+    hwdemo_outcome "$out/unshare.summary" "$out/unshare.log"
     passed
 fi
 

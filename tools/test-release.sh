@@ -235,23 +235,31 @@ cp "$work"/deb/*.deb "$work"/deb/*.dsc "$work"/deb/*.tar.* tools/release-checks.
 write_host_files "$upper"
 for f in subuid subgid; do echo "root:100000:65536" > "$upper/etc/$f"; done
 
+# finish_checks UPPER LOG WHAT: after release-checks.sh ran in the overlay
+# whose upper dir is UPPER (its exit status in $rc): its results into OUTDIR,
+# its own times.txt (one line per check) after this script's; on failure the
+# end of LOG and a stop naming WHAT.
+finish_checks() {
+    results=$1/srv/release/out
+    if [ -f "$results/times.txt" ]; then
+        cat "$results/times.txt" >> "$outdir/times.txt"
+        rm -f "$results/times.txt"
+    fi
+    cp -r "$results/." "$outdir/" 2> /dev/null || true
+    step_done
+    if [ "$rc" -ne 0 ]; then
+        tail -n 40 "$2" >&2
+        die "$3 failed (exit $rc; log: $2)"
+    fi
+}
+
 step checks
 rc=0
 in_root "$upper" "$testbed_tar" /srv/release/testbed.tar "$sbuild_tar" /srv/release/sbuild-chroot.tar -- \
     /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
     AUTOPKGTEST_HW_RELEASE_SKIP="${AUTOPKGTEST_HW_RELEASE_SKIP:-}" \
     sh /srv/release/release-checks.sh "$release" /srv/release > "$outdir/checks.log" 2>&1 || rc=$?
-# The checks' own times.txt (one line per check) goes after this script's.
-if [ -f "$upper/srv/release/out/times.txt" ]; then
-    cat "$upper/srv/release/out/times.txt" >> "$outdir/times.txt"
-    rm -f "$upper/srv/release/out/times.txt"
-fi
-cp -r "$upper/srv/release/out/." "$outdir/" 2> /dev/null || true
-step_done
-if [ "$rc" -ne 0 ]; then
-    tail -n 40 "$outdir/checks.log" >&2
-    die "checks inside the $release root failed (exit $rc; log: $outdir/checks.log)"
-fi
+finish_checks "$upper" "$outdir/checks.log" "checks inside the $release root"
 grep '^versions:' "$outdir/checks.log" >&2 || true
 
 # AUTOPKGTEST_HW_RELEASE_EXTRA="example": the README's main job on a host of
@@ -297,16 +305,7 @@ case " ${AUTOPKGTEST_HW_RELEASE_EXTRA:-} " in
             /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root \
             sh /srv/release/release-checks.sh "$release" /srv/release example \
             > "$outdir/example-checks.log" 2>&1 || rc=$?
-        if [ -f "$ex_upper/srv/release/out/times.txt" ]; then
-            cat "$ex_upper/srv/release/out/times.txt" >> "$outdir/times.txt"
-            rm -f "$ex_upper/srv/release/out/times.txt"
-        fi
-        cp -r "$ex_upper/srv/release/out/." "$outdir/" 2> /dev/null || true
-        step_done
-        if [ "$rc" -ne 0 ]; then
-            tail -n 40 "$outdir/example-checks.log" >&2
-            die "tools/run-example.sh in the $release root failed (exit $rc; log: $outdir/example-checks.log)"
-        fi
+        finish_checks "$ex_upper" "$outdir/example-checks.log" "tools/run-example.sh in the $release root"
         ;;
 esac
 say "ok (seconds per step: $(tr '\n' ' ' < "$outdir/times.txt"))"
