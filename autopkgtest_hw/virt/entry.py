@@ -1,10 +1,11 @@
-"""The entry point of autopkgtest-virt-hwgpu: parse the options, start a null/ssh inner early.
+"""The entry point of autopkgtest-virt-hwgpu: start a null/ssh inner server first, then parse.
 
 autopkgtest waits for the virt server's banner before anything else; for
 ``null`` and ``ssh``, whose adapters pass no arguments, the inner server is
-started here, before allocation, the adapters and detection are imported
-(``virt.server``), so that their import overlaps its start.  This module
-imports only the option parser's needs and the proxy's process handling.
+started here, found in the command line without argparse (:func:`scan_inner`),
+before the option parser, allocation, the adapters and detection are
+imported (``virt.server``), so that their import overlaps its start.  At
+module level this imports nothing but ``os`` and ``sys``.
 """
 
 from __future__ import annotations
